@@ -1,0 +1,100 @@
+"""Run a stage over every cell of a run, one cell's failure isolated from the others.
+
+A stage body is a plain function `work(cell) -> metadata`. Each cell is gated on its upstream
+stages (`core.cell_status`); its outcome is recorded; a failing cell is logged with its traceback,
+recorded with its reason and reported by the stage's `<stage>_cells_ok` check. The step itself
+fails only when no cell succeeded, so a single-cell run fails loudly and a range run still
+delivers its good cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import dagster as dg
+import pandas as pd
+
+from factory_assets.core import cell_status
+from factory_assets.core.cell_status import StageOutcome
+from factory_assets.core.warehouse import Warehouse
+from factory_assets.partitions import Cell, cells_of
+
+CellWork = Callable[[Cell], Mapping[str, object]]
+
+
+class StageFailedError(RuntimeError):
+    """Every cell of the run failed or was held back at this stage."""
+
+
+def _table(rows: list[dict[str, str]]) -> dg.MetadataValue:
+    return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False))
+
+
+def run_cells(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    stage: str,
+    upstream: list[str],
+    work: CellWork,
+) -> dg.MaterializeResult:
+    """Apply `work` to each cell that its upstream stages allow; record and report outcomes."""
+    rows: list[dict[str, str]] = []
+    cell_metadata: dict[Cell, Mapping[str, object]] = {}
+    for cell in cells_of(context):
+        problem = cell_status.upstream_problem(warehouse, cell.market, cell.model, upstream)
+        if problem is not None:
+            outcome = StageOutcome(cell.market, cell.model, stage, "skipped", problem)
+        else:
+            try:
+                cell_metadata[cell] = work(cell)
+                outcome = StageOutcome(cell.market, cell.model, stage, "ok")
+            except Exception as exc:  # isolated per cell: recorded, logged, reported by the check
+                context.log.exception(f"{stage} failed for cell {cell}")
+                outcome = StageOutcome(cell.market, cell.model, stage, "failed", f"{type(exc).__name__}: {exc}")
+        cell_status.record(warehouse, outcome, context.run_id)
+        if outcome.status != "ok":
+            context.log.warning(f"{stage} {outcome.status} for cell {cell}: {outcome.message}")
+        rows.append({"cell": str(cell), "status": outcome.status, "message": outcome.message[:300]})
+    if not cell_metadata:
+        detail = "; ".join(f"{r['cell']}: {r['status']} ({r['message']})" for r in rows)
+        raise StageFailedError(f"{stage}: no cell succeeded. {detail}")
+    metadata: dict[str, object] = {
+        "cells_ok": len(cell_metadata),
+        "cells_failed": sum(r["status"] == "failed" for r in rows),
+        "cells_skipped": sum(r["status"] == "skipped" for r in rows),
+        "cells": _table(rows),
+    }
+    if len(rows) == 1:
+        metadata.update(next(iter(cell_metadata.values())))
+    else:
+        for cell, values in cell_metadata.items():
+            summary = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
+            metadata[f"{cell.market}/{cell.model}"] = dg.MetadataValue.json(summary)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def cells_ok_check(asset: str, stage: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    """A check that fails, naming the cells, when any cell of the run did not complete `stage`."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=f"{stage}_cells_ok",
+        partitions_def=partitions_def,
+        required_resource_keys={"warehouse"},
+        description=f"Every cell of the run completed stage '{stage}' (failed or skipped cells are named).",
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        warehouse: Warehouse = context.resources.warehouse.get()
+        bad = []
+        for cell in cells_of(context):
+            outcome = cell_status.latest(warehouse, cell.market, cell.model, stage)
+            if outcome is None or outcome.status != "ok":
+                status = "missing" if outcome is None else outcome.status
+                message = "" if outcome is None else outcome.message
+                bad.append({"cell": str(cell), "status": status, "message": message[:300]})
+        metadata = {"cells_not_ok": len(bad)}
+        if bad:
+            metadata["not_ok"] = _table(bad)
+        return dg.AssetCheckResult(passed=not bad, metadata=metadata)
+
+    return _check

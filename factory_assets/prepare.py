@@ -1,0 +1,4 @@
+"""PLACEHOLDER: to be completed by its owner."""
+
+ASSETS: list = []
+CHECKS: list = []

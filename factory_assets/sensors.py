@@ -1,0 +1,3 @@
+"""PLACEHOLDER: to be completed by its owner."""
+
+SENSORS: list = []

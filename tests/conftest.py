@@ -1,0 +1,37 @@
+"""Shared fixtures: a temporary data directory, warehouse, resources and Dagster instance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from factory_assets.core.paths import FactoryPaths
+from factory_assets.core.warehouse import Warehouse
+from resources import build_resources
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> FactoryPaths:
+    """A fresh, empty factory data directory."""
+    return FactoryPaths(tmp_path / "data")
+
+
+@pytest.fixture
+def warehouse(paths: FactoryPaths) -> Warehouse:
+    """A warehouse over a temporary DuckDB file."""
+    return Warehouse(paths.warehouse)
+
+
+@pytest.fixture
+def resources(paths: FactoryPaths) -> dict[str, object]:
+    """The factory's resources laid out under the temporary data directory."""
+    return build_resources(paths.data_dir)
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    """An ephemeral Dagster instance (fast; nothing persists)."""
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
