@@ -1,0 +1,47 @@
+"""Jobs over the model-level assets; one run carries a market's whole row of models."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from factory_assets.partitions import cell_partitions, market_row_range
+
+ROW_SELECTION = dg.AssetSelection.groups("prepare", "factory") | dg.AssetSelection.assets("released_scores")
+
+factory_row_job = dg.define_asset_job(
+    "factory_row_job",
+    selection=ROW_SELECTION,
+    partitions_def=cell_partitions,
+    description="Prepare, sample, check drift, retrain if triggered, decide, score and release.",
+)
+retrain_job = dg.define_asset_job(
+    "retrain_job",
+    selection=dg.AssetSelection.assets(
+        "drift_report", "challenger_model", "champion_model", "scores", "released_scores"
+    ),
+    partitions_def=cell_partitions,
+    description="Re-evaluate retrain triggers on the prepared data, then decide, score and release.",
+)
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets("scores", "released_scores"),
+    partitions_def=cell_partitions,
+    description="Score the latest snapshot with the current champions and release what passes.",
+)
+factory_status_job = dg.define_asset_job(
+    "factory_status_job",
+    selection=dg.AssetSelection.assets("factory_status"),
+    description="Rebuild the market x model status grid.",
+)
+
+JOBS = [factory_row_job, retrain_job, scoring_job, factory_status_job]
+
+
+def row_tags(market: str) -> dict[str, str]:
+    """Run tags that make one run cover a market's whole row of models."""
+    key_range = market_row_range(market)
+    return {
+        "dagster/asset_partition_range_start": key_range.start,
+        "dagster/asset_partition_range_end": key_range.end,
+        "factory/market": market,
+    }
