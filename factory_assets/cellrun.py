@@ -7,7 +7,6 @@ fails only when no cell succeeded, so a single-cell run fails loudly and a range
 delivers its good cells.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
@@ -50,7 +49,8 @@ def run_cells(
                 outcome = StageOutcome(cell.market, cell.model, stage, "ok")
             except Exception as exc:  # isolated per cell: recorded, logged, reported by the check
                 context.log.exception(f"{stage} failed for cell {cell}")
-                outcome = StageOutcome(cell.market, cell.model, stage, "failed", f"{type(exc).__name__}: {exc}")
+                reason = f"{type(exc).__name__}: {exc}"
+                outcome = StageOutcome(cell.market, cell.model, stage, "failed", reason)
         cell_status.record(warehouse, outcome, context.run_id)
         if outcome.status != "ok":
             context.log.warning(f"{stage} {outcome.status} for cell {cell}: {outcome.message}")
@@ -73,7 +73,9 @@ def run_cells(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def cells_ok_check(asset: str, stage: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+def cells_ok_check(
+    asset: str, stage: str, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetChecksDefinition:
     """A check that fails, naming the cells, when any cell of the run did not complete `stage`."""
 
     @dg.asset_check(

@@ -1,0 +1,84 @@
+"""The warehouse: atomic per-partition replace, lineage, lock retries across processes."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from factory_assets.core.warehouse import Warehouse, WarehouseLockedError, check_identifier
+
+
+def frame(values: list[int], month: str) -> pd.DataFrame:
+    return pd.DataFrame({"snapshot_date": pd.Timestamp(month), "value": values})
+
+
+def test_replace_owns_exactly_its_partition(warehouse):
+    warehouse.replace_partition("car.uk", frame([1, 2], "2024-01-01"), {"snapshot_date": "2024-01-01"}, "r1")
+    warehouse.replace_partition("car.uk", frame([3], "2024-02-01"), {"snapshot_date": "2024-02-01"}, "r1")
+    warehouse.replace_partition("car.uk", frame([9], "2024-01-01"), {"snapshot_date": "2024-01-01"}, "r2")
+    rows = warehouse.query("select snapshot_date, value, _run_id from car.uk order by snapshot_date")
+    assert rows["value"].tolist() == [9, 3]
+    assert rows["_run_id"].tolist() == ["r2", "r1"]
+    assert "_written_at" in warehouse.query("select * from car.uk").columns
+
+
+def test_failed_write_keeps_previous_rows(warehouse):
+    warehouse.replace_partition("t.x", frame([1, 2], "2024-01-01"), {"snapshot_date": "2024-01-01"}, "r1")
+    bad = pd.DataFrame({"snapshot_date": [pd.Timestamp("2024-01-01")], "value": ["not a number"]})
+    with pytest.raises(duckdb.Error):
+        warehouse.replace_partition("t.x", bad, {"snapshot_date": "2024-01-01"}, "r2")
+    assert warehouse.query("select value from t.x order by value")["value"].tolist() == [1, 2]
+
+
+def test_identifiers_are_checked():
+    assert check_identifier("prep.tf__uk__churn") == "prep.tf__uk__churn"
+    for bad in ["car.uk; drop table x", "Car.UK", "a.b.c", "1abc"]:
+        with pytest.raises(ValueError, match="not a valid warehouse identifier"):
+            check_identifier(bad)
+
+
+def _write_many(path: str, market: str, count: int) -> None:
+    warehouse = Warehouse(Path(path), retries=40, base_delay=0.01, max_delay=0.2)
+    for month in range(1, count + 1):
+        data = pd.DataFrame({"market": [market] * 50, "month": month, "value": range(50)})
+        warehouse.replace_partition("t.rows", data, {"market": market, "month": month}, market)
+
+
+def test_two_processes_writing_at_once_both_succeed(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    ctx = mp.get_context("spawn")
+    workers = [ctx.Process(target=_write_many, args=(path, m, 15)) for m in ("uk", "de")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    counts = Warehouse(Path(path)).query("select market, count(*) n from t.rows group by 1 order by 1")
+    assert counts.to_dict("list") == {"market": ["de", "uk"], "n": [750, 750]}
+
+
+def _hold_lock(path: str, ready, release) -> None:
+    con = duckdb.connect(path)
+    ready.set()
+    release.wait(30)
+    con.close()
+
+
+def test_persistent_lock_gives_a_clear_error(tmp_path):
+    path = tmp_path / "w.duckdb"
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        warehouse = Warehouse(path, retries=2, base_delay=0.01)
+        with pytest.raises(WarehouseLockedError, match="still locked after 2 retries"):
+            warehouse.query("select 1")
+    finally:
+        release.set()
+        holder.join(30)
