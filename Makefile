@@ -21,6 +21,7 @@ run: install
 	$(PY) -m factory_assets.cli demo
 
 test: install
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 lint: install

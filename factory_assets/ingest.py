@@ -1,4 +1,168 @@
-"""PLACEHOLDER: to be completed by its owner."""
+"""CAR ingest: the `car_snapshots` asset per market, Data Checker 1 on it, and `car_ingest_job`.
 
-ASSETS: list = []
-CHECKS: list = []
+Data Checker 1 is computed once, inside `car_snapshots` right after the ingest, and stored with
+the market's gate; each asset check reports its stored row, so the UI and the gate agree.
+"""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from factory_assets.core import car_checks
+from factory_assets.core.car_check_store import evaluate_market, latest_snapshot, stored_result
+from factory_assets.core.car_checks import CarCheckThresholds, CheckResult
+from factory_assets.core.car_ingest import Rejection, car_table, collect_inputs, ingest_market, market_summary
+from factory_assets.core.contract import load_contract
+from factory_assets.partitions import markets_partitions
+from resources.landing import LandingResource
+from resources.warehouse import WarehouseResource
+
+
+class CarSnapshotsConfig(dg.Config):
+    """Run configuration of `car_snapshots`."""
+
+    check_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Overrides of Data Checker 1 thresholds (fields of CarCheckThresholds), e.g. "
+        "{'min_volume_ratio': 0.4}; unknown names are rejected.",
+    )
+
+
+def _md_table(rows: list[dict[str, object]]) -> dg.MetadataValue:
+    return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False))
+
+
+def _ingest_metadata(
+    summary: dict[str, object], new_dates: list[str], unchanged: int, rejected: list[Rejection]
+) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        **summary,
+        "new_snapshot_dates": dg.MetadataValue.json(new_dates),
+        "snapshots_ingested": len(new_dates),
+        "snapshots_unchanged": unchanged,
+        "files_rejected": len(rejected),
+    }
+    if rejected:
+        rows = [{"file": r.source, "reason": r.reason[:500]} for r in rejected]
+        metadata["rejected_files"] = _md_table(rows)
+    return metadata
+
+
+def _check_metadata(results: list[CheckResult]) -> dg.MetadataValue:
+    rows = [
+        {"check": r.check, "severity": r.severity, "passed": r.passed, "summary": r.summary[:300]}
+        for r in results
+    ]
+    return _md_table(rows)
+
+
+@dg.asset(
+    partitions_def=markets_partitions,
+    group_name="ingest",
+    kinds={"duckdb"},
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
+)
+def car_snapshots(
+    context: dg.AssetExecutionContext,
+    config: CarSnapshotsConfig,
+    warehouse: WarehouseResource,
+    landing: LandingResource,
+) -> dg.MaterializeResult:
+    """The market's Customer Analytical Record in `car.<market>`: one row per customer per snapshot.
+
+    New or changed snapshot files (content hash) are validated against the CAR contract and each
+    is written as one atomic replace; a file that fails is not written (the previous data stays)
+    and fails Data Checker 1's contract check. Data Checker 1 then runs on the latest snapshot and
+    sets the market's gate for the model stages.
+    """
+    market = context.partition_key
+    wh, contract = warehouse.get(), load_contract()
+    thresholds = CarCheckThresholds.model_validate(config.check_thresholds)
+    folder = landing.folder()
+    inputs, problems = collect_inputs(folder, landing.external_source(), market, contract.customer_key)
+    if not inputs and not problems and latest_snapshot(wh, market) is None:
+        settling = len(folder.scan().pending)
+        raise dg.Failure(
+            f"market '{market}': no settled CAR file in {folder.root / market} ({settling} still being "
+            f"copied) and nothing held in {car_table(market)}"
+        )
+    report = ingest_market(wh, market, inputs, contract, context.run_id)
+    rejected = [*problems, *report.rejected]
+    for rejection in rejected:
+        context.log.warning(f"rejected for market '{market}': {rejection.reason}")
+    checked, results, gate = evaluate_market(
+        wh, market, rejected, context.run_id, thresholds, contract.customer_key
+    )
+    context.log.info(f"Data Checker 1 for '{market}' on {checked}: {gate.status} ({gate.message})")
+    new_dates = [str(d) for d in report.ingested]
+    metadata = _ingest_metadata(
+        market_summary(wh, market, contract.customer_key), new_dates, len(report.unchanged), rejected
+    )
+    metadata |= {
+        "checked_snapshot": str(checked),
+        "data_checker_1": gate.status,
+        "gate_message": gate.message,
+    }
+    metadata["checks"] = _check_metadata(results)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _failure_tables(prefix: str, detail: dict[str, object]) -> dict[str, object]:
+    """The contract check's rejected files and their pandera failure cases, as tables."""
+    rejected = detail.get("rejected") or []
+    if not rejected:
+        return {}
+    files = [
+        {"file": r["file"], "snapshot_date": r["snapshot_date"], "reason": r["reason"][:500]}
+        for r in rejected
+    ]
+    cases = [{"file": r["file"], **case} for r in rejected for case in r["failure_cases"]]
+    tables = {f"{prefix}rejected_files": _md_table(files)}
+    if cases:
+        tables[f"{prefix}failure_cases"] = _md_table(cases)
+    return tables
+
+
+def _market_result(warehouse: WarehouseResource, market: str, check: str) -> dict[str, object]:
+    return stored_result(warehouse.get(), market, check)
+
+
+def _stored_check(check: str) -> dg.AssetChecksDefinition:
+    blocking = car_checks.CHECKS[check] == "blocking"
+
+    @dg.asset_check(
+        asset=car_snapshots,
+        name=check,
+        partitions_def=markets_partitions,
+        blocking=blocking,
+        description=f"Data Checker 1 ({car_checks.CHECKS[check]}): {car_checks.DESCRIPTIONS[check]}",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        rows = {market: _market_result(warehouse, market, check) for market in context.partition_keys}
+        failed = [market for market, row in rows.items() if not row["passed"]]
+        metadata: dict[str, object] = {"markets_failed": dg.MetadataValue.json(failed)}
+        for market, row in rows.items():
+            prefix = "" if len(rows) == 1 else f"{market}/"
+            metadata[f"{prefix}summary"] = dg.MetadataValue.text(str(row["detail"]["summary"]))
+            metadata[f"{prefix}checked_snapshot"] = str(pd.Timestamp(row["snapshot_date"]).date())
+            for key in ("value", "threshold"):
+                if not pd.isna(row[key]):
+                    metadata[f"{prefix}{key}"] = float(row[key])
+            metadata[f"{prefix}detail"] = dg.MetadataValue.json(row["detail"])
+            metadata |= _failure_tables(prefix, row["detail"])
+        severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
+        return dg.AssetCheckResult(passed=not failed, severity=severity, metadata=metadata)
+
+    return _check
+
+
+car_ingest_job = dg.define_asset_job(
+    "car_ingest_job",
+    selection=dg.AssetSelection.assets(car_snapshots),
+    partitions_def=markets_partitions,
+    description="Ingest a market's new CAR snapshots and run Data Checker 1 on them.",
+)
+
+ASSETS = [car_snapshots]
+CHECKS = [_stored_check(name) for name in car_checks.CHECKS]
+JOBS = [car_ingest_job]

@@ -1,4 +1,164 @@
-"""PLACEHOLDER: to be completed by its owner."""
+"""Data preparation: `training_frame` and `model_samples` per market x model, with their checks.
 
-ASSETS: list = []
-CHECKS: list = []
+Each asset runs its cells through `cellrun.run_cells`: a cell whose upstream stage did not succeed
+is skipped, a cell that fails is recorded with its reason, and the others go on. The checks read
+every cell of the run and name the failing ones; they do not block (the per-cell gate is
+`ops.cell_status`).
+"""
+
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+
+from factory_assets.cellrun import cells_ok_check, run_cells
+from factory_assets.core import cell_status
+from factory_assets.core.contract import load_contract
+from factory_assets.core.prep_checks import SampleFacts, sample_facts
+from factory_assets.core.prep_frame import build_training_frame
+from factory_assets.core.prep_samples import build_model_samples
+from factory_assets.core.warehouse import Warehouse
+from factory_assets.partitions import Cell, cell_partitions, cells_of
+from factory_assets.specs_registry import SPECS
+from resources.warehouse import WarehouseResource
+
+FRAME_STAGE = "training_frame"
+SAMPLES_STAGE = "model_samples"
+
+
+@dg.asset(
+    partitions_def=cell_partitions,
+    group_name="prepare",
+    kinds={"duckdb"},
+    deps=[
+        dg.AssetDep("car_snapshots", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("market"))
+    ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def training_frame(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """One row per eligible customer x snapshot with the target and candidate features.
+
+    Target from the spec (a product movement `horizon` months on, or a label column); NULL where
+    the outcome snapshot is not in the CAR yet (the scoring population). History per customer
+    (lags, rolling aggregates, deltas, trends, recency) over calendar months. Each candidate
+    variable is measured (missing share, dominant share, distinct / rows, single-variable AUC,
+    levels) and kept, dropped or grouped, with the reason, in `prep.variable_decisions`.
+    Table: `prep.tf__<market>__<model>`.
+    """
+    wh = warehouse.get()
+    labels = frozenset(name for name, rule in load_contract().columns.items() if rule.role == "label")
+
+    def work(cell: Cell) -> dict[str, object]:
+        summary = build_training_frame(wh, cell.market, SPECS[cell.model], context.run_id, labels)
+        metadata = summary.metadata()
+        if metadata["positives"] == 0:
+            context.log.warning(f"training_frame {cell}: the labelled rows hold no positive")
+        metadata["dropped_variables"] = dg.MetadataValue.md(str(metadata["dropped_variables"]))
+        return metadata
+
+    return run_cells(context, wh, FRAME_STAGE, ["data_checker_1"], work)
+
+
+@dg.asset(
+    partitions_def=cell_partitions,
+    group_name="prepare",
+    kinds={"duckdb"},
+    deps=[training_frame],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def model_samples(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The cell's training sample: labelled snapshots of the training window, marked by split.
+
+    Test = the latest labelled snapshot(s), out of time and at the natural rate; train and
+    validation are de-trended (equal target rate per snapshot, by sampling or weights) and
+    balanced (negatives down-sampled; beta stored to correct probabilities). A cell with fewer
+    positives than the spec's minimum in any split fails here, naming the counts.
+    Tables: `prep.samples__<market>__<model>`, `prep.sample_summary`, `prep.sample_rates`.
+    """
+    wh = warehouse.get()
+
+    def work(cell: Cell) -> dict[str, object]:
+        metadata = build_model_samples(wh, cell.market, SPECS[cell.model], context.run_id).metadata()
+        metadata["sample_rates"] = dg.MetadataValue.md(str(metadata["sample_rates"]))
+        return metadata
+
+    return run_cells(context, wh, SAMPLES_STAGE, [FRAME_STAGE], work)
+
+
+Finding = Callable[[SampleFacts, Cell], str | None]
+
+
+def _sample_check(name: str, description: str, finding: Finding) -> dg.AssetChecksDefinition:
+    """A non-blocking check over every sampled cell of the run; `finding` says what is wrong, if anything."""
+
+    @dg.asset_check(
+        asset=model_samples,
+        name=name,
+        partitions_def=cell_partitions,
+        required_resource_keys={"warehouse"},
+        description=description,
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        wh: Warehouse = context.resources.warehouse.get()
+        rows = []
+        for cell in cells_of(context):
+            outcome = cell_status.latest(wh, cell.market, cell.model, SAMPLES_STAGE)
+            if outcome is None or outcome.status != "ok":
+                rows.append({"cell": str(cell), "result": "not evaluated", "detail": "stage not ok"})
+                continue
+            facts = sample_facts(wh, cell.market, cell.model)
+            problem = finding(facts, cell)
+            counts = ", ".join(f"{s} {facts.rows[s]} rows / {facts.positives[s]} pos" for s in facts.rows)
+            rows.append(
+                {"cell": str(cell), "result": "fail" if problem else "pass", "detail": problem or counts}
+            )
+        failed = [r["cell"] for r in rows if r["result"] == "fail"]
+        metadata = {
+            "cells_failed": len(failed),
+            "failed_cells": ", ".join(failed) or "(none)",
+            "cells": dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False)),
+        }
+        return dg.AssetCheckResult(passed=not failed, metadata=metadata)
+
+    return _check
+
+
+def _positives(facts: SampleFacts, cell: Cell) -> str | None:
+    minimum = SPECS[cell.model].sampling.min_positives_per_split
+    short = facts.short_splits(minimum)
+    return f"fewer than {minimum} positives in {short}: {facts.positives}" if short else None
+
+
+def _ordering(facts: SampleFacts, cell: Cell) -> str | None:
+    if facts.out_of_time():
+        return None
+    latest = max((facts.last[s] for s in ("train", "validation") if facts.last[s] is not None), default=None)
+    return f"train/validation reach {latest}, the test starts {facts.first['test']}"
+
+
+def _disjoint(facts: SampleFacts, cell: Cell) -> str | None:
+    return (
+        f"{facts.duplicated_keys} customer-snapshots are in more than one row"
+        if facts.duplicated_keys
+        else None
+    )
+
+
+CHECKS = [
+    cells_ok_check("training_frame", FRAME_STAGE, cell_partitions),
+    cells_ok_check("model_samples", SAMPLES_STAGE, cell_partitions),
+    _sample_check(
+        "model_samples_positives_per_split",
+        "Each split holds at least the spec's min_positives_per_split positives.",
+        _positives,
+    ),
+    _sample_check(
+        "model_samples_out_of_time",
+        "Train and validation snapshots are strictly earlier than the test (unless cross-sectional).",
+        _ordering,
+    ),
+    _sample_check(
+        "model_samples_splits_disjoint", "No customer-snapshot is in two splits (or twice in one).", _disjoint
+    ),
+]
+ASSETS = [training_frame, model_samples]

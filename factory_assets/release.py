@@ -1,4 +1,228 @@
-"""PLACEHOLDER: to be completed by its owner."""
+"""Stages 5 and 6: Data Checker 2 on `scores`, `released_scores`, and the `factory_status` grid.
 
-ASSETS: list = []
-CHECKS: list = []
+Data Checker 2's Dagster checks are NOT blocking, on purpose. In a range run (one market's row of
+models) a partitioned check is evaluated once for the whole range, and a blocking failure would stop
+the release of every cell of the row, the good ones too; in a single-cell run it would stop the
+release before it could record that the cell was held back. The real gate is in the release itself
+(`core.release_cell`), evaluated per cell: failing scores are never published, the last good release
+stays in force, and the held-back cell is recorded as a failed `released_scores` outcome with the
+reason. The checks report the same rules per cell (failing cells named in their metadata) so the
+scores asset's check history shows them too.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from factory_assets.cellrun import cells_ok_check, run_cells
+from factory_assets.core import cell_status
+from factory_assets.core.release_cell import ReleaseOutcome, evaluate_cell, release_cell
+from factory_assets.core.release_status_html import render_status_html
+from factory_assets.core.release_store import ReleaseStore, utc_now, write_atomic
+from factory_assets.core.score_checks import RULES, RuleResult
+from factory_assets.core.specs import ModelSpec
+from factory_assets.core.status import build_status, format_status_table, store_status
+from factory_assets.core.warehouse import Warehouse
+from factory_assets.partitions import Cell, cell_partitions, cells_of, markets_partitions
+from factory_assets.specs_registry import SPECS
+from resources.release_store import ReleaseStoreResource
+from resources.reports import ReportStoreResource
+from resources.warehouse import WarehouseResource
+
+STAGE = "released_scores"
+UPSTREAM = ["scores"]
+CHECK_PREFIX = "dc2_"
+
+
+class ReleaseHeldBackError(RuntimeError):
+    """A cell's scores failed Data Checker 2; its last good release stays in force."""
+
+
+def _spec(model: str) -> ModelSpec:
+    if model not in SPECS:
+        raise KeyError(f"model '{model}' has no spec in model_specs/: it cannot be released")
+    return SPECS[model]
+
+
+def _md(rows: list[dict[str, object]]) -> dg.MetadataValue:
+    return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False))
+
+
+def _checks_table(results: list[RuleResult]) -> dg.MetadataValue:
+    return _md([{"check": r.check, "passed": r.passed, "detail": r.detail[:200]} for r in results])
+
+
+def _held_back_message(outcome: ReleaseOutcome) -> str:
+    serving = outcome.in_force.release_id if outcome.in_force else "nothing (never released)"
+    return f"held back: {outcome.reason}. Still serving {serving}."
+
+
+def _held_back_observation(cell: Cell, outcome: ReleaseOutcome) -> dg.AssetObservation:
+    return dg.AssetObservation(
+        asset_key=STAGE,
+        partition=str(cell.key),
+        metadata={
+            "status": "held_back",
+            "reason": outcome.reason,
+            "still_serving": outcome.in_force.release_id if outcome.in_force else "nothing (never released)",
+            "held_back_id": outcome.release_id,
+            "data_checker_2": _checks_table(outcome.results),
+        },
+    )
+
+
+def _release_metadata(outcome: ReleaseOutcome, store: ReleaseStore) -> dict[str, object]:
+    manifest = outcome.in_force
+    assert manifest is not None
+    folder = store.cell_dir(manifest.market, manifest.model)
+    metadata: dict[str, object] = {
+        "status": outcome.status,
+        "release_id": manifest.release_id,
+        "rows": manifest.rows,
+        "snapshot_date": manifest.snapshot_date,
+        "model_version": manifest.model_version,
+        "output_format": manifest.output_format,
+        "sha256": manifest.sha256,
+        "release_file": dg.MetadataValue.path(str(folder / manifest.file)),
+        "data_checker_2": _checks_table(outcome.results),
+    }
+    if manifest.csv_file:
+        metadata["csv_file"] = dg.MetadataValue.path(str(folder / manifest.csv_file))
+    return metadata
+
+
+@dg.asset(
+    partitions_def=cell_partitions,
+    group_name="release",
+    deps=["scores"],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"parquet"},
+)
+def released_scores(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, release_store: ReleaseStoreResource
+) -> dg.MaterializeResult:
+    """The scores consumers get: published only when they pass Data Checker 2.
+
+    Per cell, the gate is evaluated again here (one row per eligible customer, no duplicates, values
+    finite and in range, probability distribution and ranks stable vs the last release, mean close to
+    the champion's test rate). Passing scores become an immutable release file
+    (`releases/<market>/<model>/<release_id>.parquet`, CSV too when the spec asks) in the spec's output
+    format, and the cell's `current.json` manifest is swapped atomically. Failing scores are held back:
+    the previous release stays in force, `release.releases` records why, and the cell shows as failed.
+    """
+    wh, store = warehouse.get(), release_store.get()
+
+    def work(cell: Cell) -> dict[str, object]:
+        outcome = release_cell(wh, store, _spec(cell.model), cell.market, context.run_id)
+        if outcome.held_back:
+            # an observation keeps the verdict in the asset's history even when the step then fails
+            context.log_event(_held_back_observation(cell, outcome))
+            raise ReleaseHeldBackError(_held_back_message(outcome))
+        context.log.info(f"{cell}: {outcome.status} {outcome.release_id}")
+        return _release_metadata(outcome, store)
+
+    return run_cells(context, wh, STAGE, UPSTREAM, work)
+
+
+def _evaluate_cells(
+    context: dg.AssetCheckExecutionContext, wh: Warehouse, store: ReleaseStore
+) -> tuple[dict[Cell, list[RuleResult]], list[dict[str, str]]]:
+    evaluated: dict[Cell, list[RuleResult]] = {}
+    not_evaluated: list[dict[str, str]] = []
+    for cell in cells_of(context):
+        problem = cell_status.upstream_problem(wh, cell.market, cell.model, UPSTREAM)
+        if problem is not None:
+            not_evaluated.append({"cell": str(cell), "reason": problem[:200]})
+            continue
+        try:
+            evaluated[cell] = evaluate_cell(wh, store, _spec(cell.model), cell.market, context.run.run_id)[1]
+        except Exception as exc:  # one unreadable cell must not hide the verdict on the others
+            context.log.exception(f"Data Checker 2 could not evaluate {cell}")
+            message = f"{type(exc).__name__}: {exc}"
+            evaluated[cell] = [RuleResult(rule, False, None, None, message) for rule in RULES]
+    return evaluated, not_evaluated
+
+
+def _rule_result(
+    rule: str, evaluated: dict[Cell, list[RuleResult]], skipped: list[dict[str, str]]
+) -> dg.AssetCheckResult:
+    failing = [
+        {"cell": str(cell), "value": r.value, "threshold": r.threshold, "detail": r.detail[:300]}
+        for cell, results in evaluated.items()
+        for r in results
+        if r.check == rule and not r.passed
+    ]
+    metadata: dict[str, object] = {
+        "cells_evaluated": len(evaluated),
+        "cells_failed": len(failing),
+        "failing_cells": ", ".join(row["cell"] for row in failing) or "none",
+    }
+    if failing:
+        metadata["failures"] = _md(failing)
+    if skipped:
+        metadata["not_evaluated"] = _md(skipped)
+    return dg.AssetCheckResult(
+        asset_key="scores",
+        check_name=f"{CHECK_PREFIX}{rule}",
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )
+
+
+RULE_DESCRIPTIONS = {name: (rule.__doc__ or name).strip() for name, rule in RULES.items()}
+
+DATA_CHECKER_2_SPECS = [
+    dg.AssetCheckSpec(
+        name=f"{CHECK_PREFIX}{rule}",
+        asset="scores",
+        description=f"Data Checker 2: {description} Not blocking: the release re-checks every cell.",
+        blocking=False,
+        partitions_def=cell_partitions,
+    )
+    for rule, description in RULE_DESCRIPTIONS.items()
+]
+
+
+@dg.multi_asset_check(specs=DATA_CHECKER_2_SPECS, name="data_checker_2")
+def data_checker_2(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, release_store: ReleaseStoreResource
+):
+    """Data Checker 2 on every cell of the run; results stored in `ops.score_check_results`."""
+    evaluated, skipped = _evaluate_cells(context, warehouse.get(), release_store.get())
+    for rule in RULES:
+        yield _rule_result(rule, evaluated, skipped)
+
+
+@dg.asset(group_name="release", deps=[released_scores], kinds={"duckdb", "html"})
+def factory_status(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStoreResource
+) -> dg.MaterializeResult:
+    """The market x model grid the analyst opens first, worst cells first.
+
+    Per cell: the market's latest Data Checker 1 result, every stage's outcome, the champion (version,
+    age in days, test AUC), drift share, the last decision and its reason, the last release and
+    whether the last attempt was held back (and why). Stored as `ops.factory_status` and written as
+    the static page `reports/status.html`.
+    """
+    wh = warehouse.get()
+    markets = context.instance.get_dynamic_partitions(markets_partitions.name)
+    now = utc_now()
+    grid = build_status(wh, markets, sorted(SPECS), now)
+    store_status(wh, grid, context.run_id)
+    page = reports.path_for("status.html")
+    write_atomic(page, render_status_html(grid, now).encode("utf-8"))
+    counts = grid["health"].value_counts()
+    return dg.MaterializeResult(
+        metadata={
+            "cells": len(grid),
+            "failing": int(counts.get("failing", 0)),
+            "attention": int(counts.get("attention", 0)),
+            "ok": int(counts.get("ok", 0)),
+            "grid": dg.MetadataValue.md(format_status_table(grid, tablefmt="github")),
+            "status_page": dg.MetadataValue.path(str(page)),
+        }
+    )
+
+
+ASSETS = [released_scores, factory_status]
+CHECKS = [data_checker_2, cells_ok_check("released_scores", STAGE, cell_partitions)]

@@ -14,7 +14,9 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file; connections are opened per operation and closed at once."""
 
     path: str = Field(description="Path of the DuckDB file.")
-    lock_retries: int = Field(12, description="Retries when another process holds the write lock.")
+    lock_retries: int = Field(
+        60, description="Retries (about 3 minutes) while another process holds the write lock."
+    )
 
     def get(self) -> Warehouse:
         """A `Warehouse` over the configured file."""

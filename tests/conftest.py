@@ -6,10 +6,23 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.warehouse import Warehouse
 from resources import build_resources
+
+
+@pytest.fixture(autouse=True)
+def no_stale_defs_state_storage():
+    """Each test starts without an ambient Dagster state storage.
+
+    An instance used as a context manager publishes its state storage in a context variable; when
+    instances close out of order across tests, a dead one can stay published and make the next
+    `Definitions` load fail with "undefined DagsterInstance weakref".
+    """
+    with set_defs_state_storage(None):
+        yield
 
 
 @pytest.fixture

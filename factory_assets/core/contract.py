@@ -118,6 +118,7 @@ def validate_car(
     """Validate lazily and coerce; raise `ContractError` naming `source` and every failed rule."""
     if frame.empty:
         raise ContractError(f"{source}: the CAR file holds no rows")
+    frame = frame.reset_index(drop=True)  # pandera cannot report duplicate keys over a duplicate index
     try:
         return build_schema(contract, today).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -129,7 +130,11 @@ def summarise_failures(failure_cases: pd.DataFrame, limit: int = 12) -> str:
     parts = []
     grouped = failure_cases.groupby(["column", "check"], dropna=False, sort=False)
     for (column, check), group in list(grouped)[:limit]:
-        examples = ", ".join(repr(v) for v in group["failure_case"].head(3).tolist())
+        cases = group["failure_case"].tolist()
+        if check == "column_in_dataframe":
+            parts.append(f"required column(s) missing: {', '.join(sorted(map(str, cases)))}")
+            continue
+        examples = ", ".join(repr(v) for v in cases[:3])
         parts.append(f"column '{column}' fails '{check}' in {len(group)} case(s), e.g. {examples}")
     return "; ".join(parts)
 

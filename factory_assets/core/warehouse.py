@@ -46,7 +46,7 @@ class Warehouse:
     """One DuckDB file; every write is a transaction that owns exactly one partition's rows."""
 
     def __init__(
-        self, path: Path, retries: int = 12, base_delay: float = 0.05, max_delay: float = 2.0
+        self, path: Path, retries: int = 60, base_delay: float = 0.05, max_delay: float = 3.0
     ) -> None:
         self.path = Path(path)
         self.retries = retries

@@ -1,0 +1,116 @@
+"""Model artefacts by content hash: `<root>/<sha256>.cbm`, plus each model's drift reference sample.
+
+The version of a model is the SHA-256 of its saved bytes, so the same data and seed give the same
+version. CatBoost stamps every saved model with its finish time and a random GUID; both are removed
+before saving so the hash depends on the model alone. Writes go to a temporary file in the same
+directory and are moved into place atomically; loading re-hashes the file and fails clearly when it
+is missing or does not match its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from catboost import CatBoostClassifier
+
+VOLATILE_METADATA = ("train_finish_time", "model_guid")
+"""CatBoost metadata that differs between identical fits; removed before hashing."""
+
+
+class ModelStoreError(RuntimeError):
+    """A model artefact or reference sample is missing, corrupt or unreadable."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelStore:
+    """A directory of model artefacts named by the hash of their content."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def artefact_path(self, version: str) -> Path:
+        """Where the artefact of `version` lives."""
+        return self.root / f"{version}.cbm"
+
+    def reference_path(self, version: str) -> Path:
+        """Where the drift reference sample of `version` lives."""
+        return self.root / f"{version}.reference.parquet"
+
+    def _temp_path(self, suffix: str) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=self.root, suffix=suffix, prefix=".incoming-")
+        os.close(handle)
+        return Path(name)
+
+    def save(self, model: CatBoostClassifier) -> str:
+        """Save `model` under its content hash (atomically) and return the hash: its version."""
+        metadata = model.get_metadata()
+        for key in VOLATILE_METADATA:
+            if key in metadata:
+                del metadata[key]
+        temp = self._temp_path(".cbm")
+        try:
+            model.save_model(str(temp), format="cbm")
+            version = sha256_of(temp)
+            os.replace(temp, self.artefact_path(version))
+        finally:
+            temp.unlink(missing_ok=True)
+        return version
+
+    def verify(self, version: str) -> Path:
+        """The artefact path of `version`, after checking it exists and hashes to its name."""
+        path = self.artefact_path(version)
+        if not path.is_file():
+            raise ModelStoreError(f"model artefact {path} for version {version} is missing")
+        actual = sha256_of(path)
+        if actual != version:
+            raise ModelStoreError(
+                f"model artefact {path} is corrupt: its content hashes to {actual}, not {version}"
+            )
+        return path
+
+    def load(self, version: str) -> CatBoostClassifier:
+        """The model of `version`; fails with `ModelStoreError` on a missing or corrupt file."""
+        path = self.verify(version)
+        model = CatBoostClassifier()
+        try:
+            model.load_model(str(path), format="cbm")
+        except Exception as exc:  # CatBoostError: re-raised naming the file
+            raise ModelStoreError(f"model artefact {path} cannot be loaded: {exc}") from exc
+        return model
+
+    def save_reference(self, version: str, frame: pd.DataFrame) -> tuple[Path, str]:
+        """Store the drift reference sample of `version`; returns (path, sha256 of the file)."""
+        temp = self._temp_path(".parquet")
+        try:
+            frame.to_parquet(temp, index=False)
+            digest = sha256_of(temp)
+            path = self.reference_path(version)
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+        return path, digest
+
+    def load_reference(self, version: str, expected_sha256: str) -> pd.DataFrame:
+        """The drift reference sample of `version`, verified against the hash the registry holds."""
+        path = self.reference_path(version)
+        if not path.is_file():
+            raise ModelStoreError(f"reference sample {path} for model {version} is missing")
+        actual = sha256_of(path)
+        if actual != expected_sha256:
+            raise ModelStoreError(
+                f"reference sample {path} is corrupt: hash {actual}, expected {expected_sha256}"
+            )
+        return pd.read_parquet(path)

@@ -1,0 +1,209 @@
+"""The release store: immutable release files and one atomically replaced manifest per cell.
+
+Layout under the root (`<data>/releases`): `<market>/<model>/<release_id>.parquet` (and `.csv` when
+the spec asks) hold what consumers get; `<market>/<model>/<release_id>.reference.parquet` keeps the
+released natural probabilities for Data Checker 2's comparison with the next release (a
+percentile-only release does not publish them); `<market>/<model>/current.json` names the release in
+force. Files are written to a temporary name, fsynced and renamed, so a reader sees either the old
+or the new manifest and never a manifest whose files are missing or half written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from factory_assets.core.specs import KEY_PATTERN
+
+MANIFEST_NAME = "current.json"
+
+
+class ReleaseStoreError(RuntimeError):
+    """A release file or manifest that cannot be used; the message names the file and the cause."""
+
+
+class CorruptReleaseError(ReleaseStoreError):
+    """A manifest or release file that is unreadable or does not match its recorded sha256."""
+
+
+@dataclass(frozen=True)
+class ReleaseManifest:
+    """What `current.json` says about the release in force for one cell."""
+
+    market: str
+    model: str
+    release_id: str
+    file: str
+    sha256: str
+    rows: int
+    snapshot_date: str
+    model_version: str
+    released_at: str
+    output_format: str
+    columns: list[str]
+    reference_file: str
+    reference_sha256: str
+    csv_file: str | None = None
+    csv_sha256: str | None = None
+
+    def to_json(self) -> str:
+        """The manifest as stable, readable JSON."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: Path) -> ReleaseManifest:
+        """Parse a manifest; a broken one raises `CorruptReleaseError` naming `source`."""
+        try:
+            return cls(**json.loads(text))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise CorruptReleaseError(f"manifest {source} is not a valid release manifest: {exc}") from exc
+
+
+def sha256_bytes(payload: bytes) -> str:
+    """Hex sha256 of `payload`."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write `payload` to `path` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The frame as Parquet bytes (deterministic for the same data and library versions)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The frame as UTF-8 CSV bytes."""
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+class ReleaseStore:
+    """Release files and manifests under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def cell_dir(self, market: str, model: str) -> Path:
+        """The folder of one cell's releases; keys are checked so no path leaves the root."""
+        for key in (market, model):
+            if not KEY_PATTERN.match(key):
+                raise ValueError(f"'{key}' is not a valid market or model key ({KEY_PATTERN.pattern})")
+        return self.root / market / model
+
+    def manifest_path(self, market: str, model: str) -> Path:
+        """Where the cell's manifest lives (it may not exist yet)."""
+        return self.cell_dir(market, model) / MANIFEST_NAME
+
+    def read_manifest(self, market: str, model: str) -> ReleaseManifest | None:
+        """The manifest in force for the cell, or None if the cell was never released."""
+        path = self.manifest_path(market, model)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return ReleaseManifest.from_json(text, path)
+
+    def cells(self) -> list[tuple[str, str]]:
+        """Every (market, model) with a manifest, sorted."""
+        found = {(p.parent.parent.name, p.parent.name) for p in self.root.glob(f"*/*/{MANIFEST_NAME}")}
+        return sorted(c for c in found if KEY_PATTERN.match(c[0]) and KEY_PATTERN.match(c[1]))
+
+    def write_immutable(self, path: Path, payload: bytes) -> str:
+        """Write a release file once; rewriting it with different bytes is refused. Returns its sha256."""
+        digest = sha256_bytes(payload)
+        if path.exists():
+            existing = sha256_bytes(path.read_bytes())
+            if existing != digest:
+                raise ReleaseStoreError(
+                    f"release file {path} exists with different content (sha256 {existing[:12]} != "
+                    f"{digest[:12]}): release files are immutable"
+                )
+            return digest
+        write_atomic(path, payload)
+        return digest
+
+    def swap_manifest(self, manifest: ReleaseManifest) -> Path:
+        """Make `manifest` the release in force, after checking that the files it names are there."""
+        folder = self.cell_dir(manifest.market, manifest.model)
+        for name in (manifest.file, manifest.reference_file, manifest.csv_file):
+            if name is not None and not (folder / name).is_file():
+                raise ReleaseStoreError(
+                    f"manifest for {manifest.release_id} names missing file {folder / name}"
+                )
+        path = folder / MANIFEST_NAME
+        write_atomic(path, manifest.to_json().encode("utf-8"))
+        return path
+
+    def _read_verified(self, path: Path, expected_sha: str) -> bytes:
+        try:
+            payload = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise CorruptReleaseError(f"release file {path} named by the manifest is missing") from exc
+        actual = sha256_bytes(payload)
+        if actual != expected_sha:
+            raise CorruptReleaseError(
+                f"release file {path} is corrupt: sha256 {actual[:12]} does not match the manifest's "
+                f"{expected_sha[:12]}"
+            )
+        return payload
+
+    def _read_parquet(self, path: Path, expected_sha: str) -> pd.DataFrame:
+        payload = self._read_verified(path, expected_sha)
+        try:
+            return pd.read_parquet(io.BytesIO(payload))
+        except Exception as exc:  # any decoder error means the same thing: this file is unusable
+            raise CorruptReleaseError(f"release file {path} is not readable Parquet: {exc}") from exc
+
+    def load_release(self, manifest: ReleaseManifest) -> pd.DataFrame:
+        """The published rows of a release, verified against the manifest's sha256."""
+        frame = self._read_parquet(
+            self.cell_dir(manifest.market, manifest.model) / manifest.file, manifest.sha256
+        )
+        if len(frame) != manifest.rows:
+            raise CorruptReleaseError(
+                f"release file {manifest.file} of {manifest.market}/{manifest.model} holds {len(frame)} "
+                f"rows, the manifest says {manifest.rows}"
+            )
+        return frame
+
+    def load_reference(self, manifest: ReleaseManifest) -> pd.DataFrame:
+        """customer_id and probability of a release (Data Checker 2's comparison base), verified."""
+        path = self.cell_dir(manifest.market, manifest.model) / manifest.reference_file
+        return self._read_parquet(path, manifest.reference_sha256)
+
+
+def utc_now() -> dt.datetime:
+    """The current UTC time without tzinfo (how the warehouse stores times)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -1,0 +1,141 @@
+"""CatBoost challengers: fit on train, early stopping on validation, predictions from a `Pool`.
+
+Categorical features go to CatBoost as strings, missing values as `MISSING_CATEGORY`; numeric
+features as float64 with NaN. Fits are seeded and use a fixed thread count, so the same sample and
+parameters give the same model (and the same content hash in the model store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier, Pool
+
+from factory_assets.core.specs import ModelParams
+
+if TYPE_CHECKING:
+    from factory_assets.core.prepared import ModelSamples
+
+MISSING_CATEGORY = "__missing__"
+SPLITS = ("train", "validation", "test")
+REFERENCE_ROWS = 20_000
+"""Rows of the drift reference sample stored with each model (seeded, from the train split)."""
+
+
+class TrainingDataError(ValueError):
+    """A sample that cannot train or evaluate a model (an empty split, a single class)."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted challenger with what is needed to score and to register it."""
+
+    model: CatBoostClassifier
+    features: list[str]
+    categorical: list[str]
+    params: dict[str, Any]
+    best_iteration: int
+
+
+def catboost_params(params: ModelParams) -> dict[str, Any]:
+    """CatBoost constructor arguments from the spec's `model` block (seeded, fixed threads)."""
+    return {
+        "iterations": params.iterations,
+        "learning_rate": params.learning_rate,
+        "depth": params.depth,
+        "l2_leaf_reg": params.l2_leaf_reg,
+        "one_hot_max_size": params.one_hot_max_size,
+        "max_ctr_complexity": params.max_ctr_complexity,
+        "early_stopping_rounds": params.early_stopping_rounds,
+        "random_seed": params.seed,
+        "thread_count": params.thread_count,
+        "loss_function": "Logloss",
+        "use_best_model": True,
+        "allow_writing_files": False,
+        "verbose": False,
+    }
+
+
+def model_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The feature columns as CatBoost wants them: float64 numerics, strings for categoricals."""
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature columns {missing} are not in the frame")
+    columns: dict[str, object] = {}
+    for name in features:
+        column = frame[name]
+        if name in categorical:
+            columns[name] = column.astype("string").fillna(MISSING_CATEGORY).astype(object).to_numpy()
+        else:
+            columns[name] = pd.to_numeric(column).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def make_pool(
+    frame: pd.DataFrame, features: list[str], categorical: list[str], with_label: bool = False
+) -> Pool:
+    """A CatBoost `Pool` of `frame` (label from `target`, weight from `weight` when `with_label`)."""
+    data = model_frame(frame, features, categorical)
+    cat = [c for c in features if c in categorical]
+    if not with_label:
+        return Pool(data, cat_features=cat)
+    weight = frame["weight"].to_numpy(dtype=float) if "weight" in frame.columns else None
+    return Pool(data, label=frame["target"].to_numpy(dtype=int), weight=weight, cat_features=cat)
+
+
+def split_frame(samples: ModelSamples, split: str) -> pd.DataFrame:
+    """The rows of one split of the sample."""
+    return samples.frame[samples.frame["split"] == split]
+
+
+def check_trainable(samples: ModelSamples, cell: str) -> None:
+    """Fail, naming the cell and split, when a split is empty or holds a single class."""
+    for split in SPLITS:
+        part = split_frame(samples, split)
+        classes = sorted(int(v) for v in part["target"].dropna().unique())
+        if classes != [0, 1]:
+            found = "no rows" if part.empty else f"only class {classes} in {len(part)} rows"
+            raise TrainingDataError(
+                f"{cell}: the {split} split holds {found}; a model needs positives and negatives in "
+                f"train, validation and test"
+            )
+
+
+def fit_challenger(samples: ModelSamples, params: ModelParams, cell: str) -> TrainedModel:
+    """Fit CatBoost on the train split with early stopping on the validation split."""
+    check_trainable(samples, cell)
+    features, categorical = list(samples.features), list(samples.categorical)
+    arguments = catboost_params(params)
+    model = CatBoostClassifier(**arguments)
+    model.fit(
+        make_pool(split_frame(samples, "train"), features, categorical, with_label=True),
+        eval_set=make_pool(split_frame(samples, "validation"), features, categorical, with_label=True),
+    )
+    return TrainedModel(model, features, categorical, arguments, int(model.get_best_iteration() or 0))
+
+
+def predict_sample_scale(
+    model: CatBoostClassifier, frame: pd.DataFrame, features: list[str], categorical: list[str]
+) -> np.ndarray:
+    """Model probabilities on the training-sample scale (before the beta correction)."""
+    if frame.empty:
+        return np.empty(0)
+    return model.predict_proba(make_pool(frame, features, categorical))[:, 1]
+
+
+def reference_sample(samples: ModelSamples, seed: int, rows: int = REFERENCE_ROWS) -> pd.DataFrame:
+    """A seeded sample of the train split that undoes the negative down-sampling: drift reference.
+
+    Each row is drawn with probability proportional to its weight, negatives up-weighted by 1/beta,
+    so the sample resembles the population the model was trained for, not the balanced sample.
+    """
+    train = split_frame(samples, "train")
+    weight = train["weight"].to_numpy(dtype=float) if "weight" in train.columns else np.ones(len(train))
+    weight = np.where(train["target"].to_numpy() == 0, weight / samples.beta, weight)
+    rng = np.random.default_rng(seed)
+    size = min(rows, len(train))
+    picked = rng.choice(len(train), size=size, replace=False, p=weight / weight.sum())
+    return train.iloc[np.sort(picked)][["snapshot_date", *samples.features]].reset_index(drop=True)

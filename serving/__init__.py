@@ -1,0 +1,1 @@
+"""The HTTP API that serves released scores (`serving.api:app`)."""
