@@ -101,7 +101,9 @@ def decide(
     if problem:
         return verdict("keep", f"challenger below minimum quality: {problem}")
     uplift, p_value = float(comparison.auc_uplift), float(comparison.delong_p)
-    auc_text = f"AUC {comparison.challenger['auc']:.4f} vs {comparison.champion['auc']:.4f}"
+    auc_text = (
+        f"challenger AUC {comparison.challenger['auc']:.4f} vs champion {comparison.champion['auc']:.4f}"
+    )
     if uplift < rules.min_auc_uplift:
         return verdict("keep", f"{auc_text}: uplift {uplift:+.4f} < required {rules.min_auc_uplift}")
     if p_value >= rules.delong_alpha:
