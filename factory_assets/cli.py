@@ -205,6 +205,21 @@ def demo(args: argparse.Namespace) -> None:
     print(f"Status page: {paths.reports / 'status.html'}   UI: make ui   API: make serve")
 
 
+def retention(args: argparse.Namespace) -> None:
+    """Show (and with --apply, carry out) the retention plan; run it while no factory run is active."""
+    from factory_assets.core.retention import RetentionPolicy, apply_retention, plan_retention
+    from factory_assets.specs_registry import SPECS
+
+    paths = _paths()
+    policy = RetentionPolicy(car_months=args.car_months, keep_releases=args.keep_releases)
+    plan = plan_retention(paths, SPECS, policy)
+    print(json.dumps(plan.summary(), indent=2))
+    if args.apply:
+        print(json.dumps(apply_retention(paths, plan), indent=2))
+    else:
+        print("dry run: nothing deleted (add --apply)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -215,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--seed", type=int, default=7)
     run.add_argument("--timeout", type=float, default=1800)
     run.set_defaults(func=demo)
+    prune = sub.add_parser("retention", help="prune old snapshots, artefacts and releases")
+    prune.add_argument("--car-months", type=int, default=36)
+    prune.add_argument("--keep-releases", type=int, default=3)
+    prune.add_argument("--apply", action="store_true", help="delete; without it, only show the plan")
+    prune.set_defaults(func=retention)
     status = sub.add_parser("status", help="print the status grid")
     status.set_defaults(func=lambda _: print_status(_paths()))
     args = parser.parse_args(argv)

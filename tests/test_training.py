@@ -17,8 +17,8 @@ from factory_assets.core.training import (
     TrainingDataError,
     fit_challenger,
     model_frame,
+    population_reference,
     predict_sample_scale,
-    reference_sample,
     split_frame,
 )
 
@@ -104,25 +104,20 @@ def test_categoricals_become_strings_with_a_sentinel(samples):
     assert frame["age"].dtype == float and frame["age"].isna().any()
 
 
-def test_reference_sample_is_seeded_and_undoes_down_sampling(samples):
-    first = reference_sample(samples, seed=1, rows=3000)
-    assert first.equals(reference_sample(samples, seed=1, rows=3000))
-    assert list(first.columns) == ["snapshot_date", *samples.features]
-    # A balanced train split (500 positives, 500 negatives kept of 5000: beta 0.1) stands for a population
-    # with a positive share of 500 / 5500 = 0.09; x marks positives, so the reference mean of x estimates it.
-    target = np.r_[np.ones(500), np.zeros(500)].astype(int)
-    frame = pd.DataFrame(
+def test_population_reference_is_a_seeded_sample_of_the_scoring_population():
+    population = pd.DataFrame(
         {
-            "customer_id": [f"c{i}" for i in range(1000)],
-            "snapshot_date": dt.date(2025, 1, 31),
-            "split": "train",
-            "weight": 1.0,
-            "target": target,
-            "x": target.astype(float),
+            "customer_id": [f"c{i}" for i in range(500)],
+            "snapshot_date": dt.date(2025, 1, 1),
+            "target": pd.array([None] * 500, dtype="Int64"),
+            "x": np.arange(500.0),
+            "unused": 1,
         }
     )
-    balanced = dataclasses.replace(samples, frame=frame, features=["x"], categorical=[], beta=0.1)
-    share = reference_sample(balanced, seed=2, rows=200)["x"].mean()
-    assert 0.04 < share < 0.16, (
-        f"reference positive share {share:.3f} should be near 0.09, not the sample's 0.5"
-    )
+    first = population_reference(population, ["x"], seed=1, rows=100)
+    assert first.equals(population_reference(population, ["x"], seed=1, rows=100))
+    assert list(first.columns) == ["snapshot_date", "x"]
+    assert len(first) == 100 and first["x"].is_unique
+    assert len(population_reference(population, ["x"], seed=1, rows=1000)) == 500
+    with pytest.raises(ValueError, match="population is empty"):
+        population_reference(population.head(0), ["x"], seed=1)

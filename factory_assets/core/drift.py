@@ -124,12 +124,16 @@ def write_evidently_report(
     from evidently import DataDefinition, Dataset, Report  # slow import: only when a report is due
     from evidently.presets import DataDriftPreset
 
-    features = report_features(summary)
+    ranked = report_features(summary)
+    ref_sample = _sample(reference, EVIDENTLY_ROWS, seed)
+    cur_sample = _sample(current, EVIDENTLY_ROWS, seed)
+    # Evidently refuses an all-missing column; PSI (the decision) already bins missing values.
+    features = [f for f in ranked if ref_sample[f].notna().any() and cur_sample[f].notna().any()]
     numeric = [f for f in features if f not in categorical]
     cats = [f for f in features if f in categorical]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=cats)
-    ref = model_frame(_sample(reference, EVIDENTLY_ROWS, seed), features, categorical)
-    cur = model_frame(_sample(current, EVIDENTLY_ROWS, seed), features, categorical)
+    ref = model_frame(ref_sample, features, categorical)
+    cur = model_frame(cur_sample, features, categorical)
     preset = DataDriftPreset(
         columns=features,
         num_method="psi",

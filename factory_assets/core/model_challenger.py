@@ -13,8 +13,8 @@ from factory_assets.core.model_triggers import ChampionFacts, TriggerResult, eva
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.training import (
     fit_challenger,
+    population_reference,
     predict_sample_scale,
-    reference_sample,
     split_frame,
 )
 
@@ -55,8 +55,9 @@ def _train(
     scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
     test_metrics = metrics.evaluate(test["target"].to_numpy(dtype=int), scores, samples.beta)
     version = ctx.store.save(trained.model)
+    population = prepared.load_population(ctx.warehouse, market, model, trained.features)
     reference_path, reference_sha = ctx.store.save_reference(
-        version, reference_sample(samples, spec.sampling.seed)
+        version, population_reference(population, trained.features, spec.sampling.seed)
     )
     row = {
         "market": market,

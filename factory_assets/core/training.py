@@ -126,16 +126,16 @@ def predict_sample_scale(
     return model.predict_proba(make_pool(frame, features, categorical))[:, 1]
 
 
-def reference_sample(samples: ModelSamples, seed: int, rows: int = REFERENCE_ROWS) -> pd.DataFrame:
-    """A seeded sample of the train split that undoes the negative down-sampling: drift reference.
+def population_reference(
+    population: pd.DataFrame, features: list[str], seed: int, rows: int = REFERENCE_ROWS
+) -> pd.DataFrame:
+    """A seeded sample of the population the model scores on the day it is trained: the drift reference.
 
-    Each row is drawn with probability proportional to its weight, negatives up-weighted by 1/beta,
-    so the sample resembles the population the model was trained for, not the balanced sample.
+    Drift then measures how the scoring population moved since training. A sample of the training
+    window instead would mix up to a year of trending features (tenure, filling history windows) and
+    make stable data look drifted, firing the retrain trigger on every run.
     """
-    train = split_frame(samples, "train")
-    weight = train["weight"].to_numpy(dtype=float) if "weight" in train.columns else np.ones(len(train))
-    weight = np.where(train["target"].to_numpy() == 0, weight / samples.beta, weight)
-    rng = np.random.default_rng(seed)
-    size = min(rows, len(train))
-    picked = rng.choice(len(train), size=size, replace=False, p=weight / weight.sum())
-    return train.iloc[np.sort(picked)][["snapshot_date", *samples.features]].reset_index(drop=True)
+    if population.empty:
+        raise ValueError("the scoring population is empty: no drift reference can be stored")
+    picked = population.sample(n=rows, random_state=seed) if len(population) > rows else population
+    return picked[["snapshot_date", *features]].reset_index(drop=True)
