@@ -53,7 +53,7 @@ FAULT_KINDS: dict[str, str] = {
     "negative_counts": "contract: 'support_calls' is negative in 3% of the rows",
     "future_date": "contract: 'snapshot_date' is 13 months after today in every row",
     "category_explosion": "categories: 40% of rows get new 'region' values, up to 300 distinct ones",
-    "volume_halved": "volume: a seeded random half of the rows is missing",
+    "volume_halved": "customer_overlap (volume sits at its threshold): half the rows are missing",
     "half_written": "sensor: 'car_<date>.parquet.part', the first half of a file still being copied",
 }
 """Every fault kind and what is broken, prefixed by the guard that must catch it."""
