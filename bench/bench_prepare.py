@@ -1,23 +1,33 @@
-"""Benchmark the prepare stage: training_frame + model_samples core functions on a demo market.
+"""Preparation scale (issue 3): training_frame + model_samples core functions on one demo market.
 
-    .venv/bin/python bench/bench_prepare.py --customers 100000 --months 24 --models churn upgrade_premium
+    .venv/bin/python bench/bench_prepare.py --sizes 100000 300000 --months 24 --models churn --write-doc
 
-The demo market is generated once per size into `<data-dir>/<customers>x<months>/warehouse.duckdb`
-(in a child process, so the reported peak RSS is the preparation's own) and reused afterwards.
+For each size the demo market is generated once into `<data-dir>/<customers>x<months>/warehouse.duckdb`
+and reused afterwards: every snapshot goes through the ingest's own `prepare_snapshot` (contract
+validation, date types, `_source_file`) into Parquet, then into `car.bench` in one DuckDB statement
+(the per-snapshot `replace_partition` of the real ingest is far slower and is not what is measured).
+Each size is then prepared in a fresh child process, so its peak RSS is its own; the growth exponent
+is the log-log slope of time (and of peak RSS) over the sizes run.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import multiprocessing
-import resource
-import sys
+import shutil
+import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common
 
+from factory_assets.core import prep_samples
+from factory_assets.core.car_ingest import prepare_snapshot
+from factory_assets.core.car_inputs import SnapshotInput
+from factory_assets.core.contract import load_contract
 from factory_assets.core.demo_car import DemoConfig, generate_market
 from factory_assets.core.prep_frame import build_training_frame
 from factory_assets.core.prep_samples import build_model_samples
@@ -30,20 +40,36 @@ MARKET = "bench"
 
 
 def _generate(path: str, customers: int, months: int, seed: int) -> None:
-    warehouse = Warehouse(Path(path))
+    contract = load_contract()
     config = DemoConfig(markets={MARKET: customers}, months=months, seed=seed)
-    for day, frame in generate_market(config, MARKET):
-        warehouse.replace_partition(f"car.{MARKET}", frame, {"snapshot_date": day}, "bench")
+    with tempfile.TemporaryDirectory(dir=Path(path).parent) as tmp:
+        for day, frame in generate_market(config, MARKET):
+            item = SnapshotInput(MARKET, day, f"car_{day}.parquet", lambda: "", lambda f=frame: f)
+            prepare_snapshot(frame, contract, item, today=dt.date(2100, 1, 1)).to_parquet(
+                Path(tmp) / f"car_{day}.parquet", index=False
+            )
+
+        def load(con) -> None:
+            con.execute("create schema if not exists car")
+            con.execute(
+                f"create table car.{MARKET} as select *, 'bench' as _run_id, "
+                f"current_timestamp::timestamp as _written_at from read_parquet('{tmp}/*.parquet')"
+            )
+
+        Warehouse(Path(path)).execute(load)
 
 
 def ensure_market(path: Path, customers: int, months: int, seed: int) -> float:
     """Generate the demo market unless the warehouse already holds it; return the seconds spent."""
-    warehouse = Warehouse(path)
-    if warehouse.table_exists(f"car.{MARKET}"):
+    if path.exists() and Warehouse(path).table_exists(f"car.{MARKET}"):
         return 0.0
+    if path.parent.exists():
+        shutil.rmtree(path.parent)
+    path.parent.mkdir(parents=True)
     start = time.perf_counter()
-    arguments = (str(path), customers, months, seed)
-    child = multiprocessing.get_context("spawn").Process(target=_generate, args=arguments)
+    child = multiprocessing.get_context("spawn").Process(
+        target=_generate, args=(str(path), customers, months, seed)
+    )
     child.start()
     child.join()
     if child.exitcode != 0:
@@ -51,42 +77,130 @@ def ensure_market(path: Path, customers: int, months: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _materialize_picked(create_table):
+    """Wrap `create_table` so the samples SQL materialises its `picked` CTE (the DuckDB 2.0.0 workaround)."""
+
+    def patched(con, table, sql, run_id, memory_limit):
+        return create_table(con, table, sql.replace("picked as (select", "picked as materialized (select"),
+                            run_id, memory_limit)  # fmt: skip
+
+    return patched
+
+
+def _prepare(path: str, models: list[str], memory_limit: str, workaround: bool, out) -> None:
+    if workaround:
+        prep_samples.create_table = _materialize_picked(prep_samples.create_table)
+    warehouse = Warehouse(Path(path))
+    rows = []
+    for model in models:
+        start = time.perf_counter()
+        frame = build_training_frame(warehouse, MARKET, SPECS[model], "bench", memory_limit=memory_limit)
+        middle, frame_rss = time.perf_counter(), common.peak_rss_mb()
+        samples = build_model_samples(warehouse, MARKET, SPECS[model], "bench", memory_limit=memory_limit)
+        end = time.perf_counter()
+        sample_rows = sum(samples.plan.totals(s)[0] for s in ("train", "validation", "test"))
+        rows.append(
+            {
+                "model": model,
+                "training_frame_s": round(middle - start, 1),
+                "frame_rows": frame.rows,
+                "candidates": frame.candidates,
+                "peak_rss_after_frame_mb": round(frame_rss),
+                "model_samples_s": round(end - middle, 1),
+                "sample_rows": sample_rows,
+                "peak_rss_after_samples_mb": round(common.peak_rss_mb()),
+            }
+        )
+    out.put(rows)
+
+
+def prepare_size(path: Path, models: list[str], memory_limit: str, workaround: bool) -> list[dict]:
+    """Prepare every model of one size in a fresh child process; its rows of figures."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_prepare, args=(str(path), models, memory_limit, workaround, queue))
+    child.start()
+    while True:  # poll, so a child that dies without answering does not hang the parent
+        try:
+            rows = queue.get(timeout=2)
+            break
+        except Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"preparing {path} failed (exit code {child.exitcode})") from None
+    child.join()
+    return rows
+
+
+def _exponents(results: list[dict[str, object]], models: list[str]) -> list[dict[str, object]]:
+    found = []
+    for model in models:
+        mine = [r for r in results if r["model"] == model]
+        sizes = [float(r["customers"]) for r in mine]
+        found.append(
+            {
+                "model": model,
+                "sizes": " / ".join(f"{int(s):,}" for s in sizes),
+                **{
+                    f"{name}_exponent": round(common.growth_exponent(sizes, [r[column] for r in mine]), 2)
+                    for name, column in (
+                        ("training_frame_time", "training_frame_s"),
+                        ("model_samples_time", "model_samples_s"),
+                        ("peak_rss", "peak_rss_after_samples_mb"),
+                    )
+                },
+            }
+        )
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000], help="customers per run")
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--models", nargs="+", default=["churn", "upgrade_premium"], choices=sorted(SPECS))
-    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/bench_prepare"))
+    parser.add_argument("--models", nargs="+", default=["churn"], choices=sorted(SPECS))
+    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "hb_bench" / "prepare")
     parser.add_argument("--memory-limit", default=BUILD_MEMORY_LIMIT, help="DuckDB memory limit, e.g. 1GB")
+    parser.add_argument("--write-doc", action="store_true", help="replace this section of docs/benchmarks.md")
+    parser.add_argument(
+        "--workaround-dict-join", action="store_true",
+        help="materialise the samples SQL's `picked` CTE (avoids a DuckDB 2.0.0 internal error at 300k)",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    path = args.data_dir / f"{args.customers}x{args.months}" / "warehouse.duckdb"
-    generated = ensure_market(path, args.customers, args.months, args.seed)
-    warehouse = Warehouse(path)
-    car_rows = int(warehouse.query(f"select count(*) as n from car.{MARKET}").iloc[0]["n"])
-    log.info("CAR: %d rows (%d customers x %d months), generated in %.1f s", car_rows, args.customers,
-             args.months, generated)  # fmt: skip
-    log.info("peak RSS before preparing: %.0f MB; DuckDB memory limit %s", peak_rss_mb(), args.memory_limit)
-    for model in args.models:
-        start = time.perf_counter()
-        frame = build_training_frame(warehouse, MARKET, SPECS[model], "bench", memory_limit=args.memory_limit)
-        middle, frame_rss = time.perf_counter(), peak_rss_mb()
-        samples = build_model_samples(
-            warehouse, MARKET, SPECS[model], "bench", memory_limit=args.memory_limit
+    results, loads = [], []
+    for customers in args.sizes:
+        path = args.data_dir / f"{customers}x{args.months}" / "warehouse.duckdb"
+        generated = ensure_market(path, customers, args.months, args.seed)
+        car_rows = int(Warehouse(path).query(f"select count(*) as n from car.{MARKET}").iloc[0]["n"])
+        log.info("%d customers: CAR %d rows, generated in %.0f s", customers, car_rows, generated)
+        loads.append(f"{customers:,} customers, before: {common.load_note()}")
+        for row in prepare_size(path, args.models, args.memory_limit, args.workaround_dict_join):
+            results.append({"customers": customers, "car_rows": car_rows, **row})
+            log.info("%s", results[-1])
+        loads.append(f"{customers:,} customers, after: {common.load_note()}")
+        report(args, results, loads)  # after every size, so a run stopped early keeps what it measured
+
+
+def report(args: argparse.Namespace, results: list[dict[str, object]], loads: list[str]) -> None:
+    """Print the figures so far and, with --write-doc, replace the section."""
+    table = common.markdown_table(results)
+    exponents = common.markdown_table(_exponents(results, args.models))
+    print(table, "\n\ngrowth exponents (log-log slope):\n" + exponents, flush=True)
+    if args.write_doc:
+        workaround = (
+            " With `--workaround-dict-join`: the samples SQL materialises its `picked` CTE (finding 1 of the "
+            "summary)."
+            if args.workaround_dict_join
+            else ""
         )
-        end = time.perf_counter()
-        rows = sum(samples.plan.totals(s)[0] for s in ("train", "validation", "test"))
-        log.info(
-            "%-16s training_frame %6.1f s (%d rows, %d candidates, peak RSS %.0f MB) | model_samples %5.1f s "
-            "(%d rows, beta %.3f, peak RSS %.0f MB)", model, middle - start, frame.rows, frame.candidates,
-            frame_rss, end - middle, rows, samples.plan.beta, peak_rss_mb(),
-        )  # fmt: skip
+        body = (
+            f"One market, {args.months} months, model(s) {', '.join(args.models)}, DuckDB memory limit "
+            f"{args.memory_limit} (the stage's `BUILD_MEMORY_LIMIT` unless overridden), each size in a "
+            f"fresh process (peak RSS = that process's `ru_maxrss`).{workaround}\n\n{table}\n\n"
+            f"Growth exponents (log-log slope over the sizes run; 1.0 = linear):\n\n{exponents}"
+        )
+        common.write_section("prepare", common.section("Preparation scale (issue 3)", body, loads))
 
 
 if __name__ == "__main__":
