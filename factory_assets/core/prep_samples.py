@@ -100,16 +100,17 @@ def samples_sql(table: str, plan: SamplePlan, features: list[str], seed: int) ->
     cols = "".join(f", f.{quote(f)}" for f in features)
     order = f"hash({CUSTOMER}, {SNAPSHOT}, {int(seed)}), {CUSTOMER}"
     # Rank and pick on the keys only, then fetch the features of the picked rows: the sort stays
-    # narrow however wide the frame is.
+    # narrow however wide the frame is. `picked` is materialised because DuckDB 2.0.0 otherwise fails
+    # the join at scale under a memory limit ("INTERNAL Error: dict-surviving join", seen at 1M x 24).
     return (
         f"with plan as (select * from (values {values}) v(d, t, n_test, n_validation, n_train, weight)), "
         f"ranked as (select {CUSTOMER}, {SNAPSHOT}, {TARGET}, row_number() over (partition by "
         f"{SNAPSHOT}, {TARGET} order by {order}) as _rn from {table} where {TARGET} is not null and "
         f"{SNAPSHOT} in (select d from plan)), "
-        f"picked as (select r.{CUSTOMER}, r.{SNAPSHOT}, case when _rn <= n_test then 'test' when _rn <= "
-        f"n_test + n_validation then 'validation' else 'train' end as split, case when _rn <= n_test then "
-        f"1.0 else weight end as weight, r.{TARGET} from ranked r join plan p on p.d = r.{SNAPSHOT} "
-        f"and p.t = r.{TARGET} where _rn <= n_test + n_validation + n_train) "
+        f"picked as materialized (select r.{CUSTOMER}, r.{SNAPSHOT}, case when _rn <= n_test then 'test' "
+        f"when _rn <= n_test + n_validation then 'validation' else 'train' end as split, case when _rn <= "
+        f"n_test then 1.0 else weight end as weight, r.{TARGET} from ranked r join plan p "
+        f"on p.d = r.{SNAPSHOT} and p.t = r.{TARGET} where _rn <= n_test + n_validation + n_train) "
         f"select k.{CUSTOMER}, k.{SNAPSHOT}, k.split, k.weight, k.{TARGET}{cols} from picked k "
         f"join {table} f on f.{CUSTOMER} = k.{CUSTOMER} and f.{SNAPSHOT} = k.{SNAPSHOT}"
     )
