@@ -2,7 +2,9 @@
 
 A stage body is a plain function `work(cell) -> metadata`. Each cell is gated on its upstream
 stages (`core.cell_status`); its outcome is recorded; a failing cell is logged with its traceback,
-recorded with its reason and reported by the stage's `<stage>_cells_ok` check. The step itself
+recorded with its reason and reported by the stage's `<stage>_cells_ok` check, which the asset
+itself emits (declare it with `cells_ok_spec`: a separate check step would cost a process-wide
+warehouse round trip per stage and run). The step itself
 fails only when no cell succeeded, so a single-cell run fails loudly and a range run still
 delivers its good cells.
 """
@@ -70,33 +72,21 @@ def run_cells(
         for cell, values in cell_metadata.items():
             summary = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
             metadata[f"{cell.market}/{cell.model}"] = dg.MetadataValue.json(summary)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=[_cells_ok_result(stage, rows)])
 
 
-def cells_ok_check(
-    asset: str, stage: str, partitions_def: dg.PartitionsDefinition
-) -> dg.AssetChecksDefinition:
-    """A check that fails, naming the cells, when any cell of the run did not complete `stage`."""
-
-    @dg.asset_check(
-        asset=asset,
+def cells_ok_spec(asset: str, stage: str) -> dg.AssetCheckSpec:
+    """The `<stage>_cells_ok` check an asset using `run_cells` declares (and `run_cells` emits)."""
+    return dg.AssetCheckSpec(
         name=f"{stage}_cells_ok",
-        partitions_def=partitions_def,
-        required_resource_keys={"warehouse"},
+        asset=asset,
         description=f"Every cell of the run completed stage '{stage}' (failed or skipped cells are named).",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        warehouse: Warehouse = context.resources.warehouse.get()
-        bad = []
-        for cell in cells_of(context):
-            outcome = cell_status.latest(warehouse, cell.market, cell.model, stage)
-            if outcome is None or outcome.status != "ok":
-                status = "missing" if outcome is None else outcome.status
-                message = "" if outcome is None else outcome.message
-                bad.append({"cell": str(cell), "status": status, "message": message[:300]})
-        metadata = {"cells_not_ok": len(bad)}
-        if bad:
-            metadata["not_ok"] = _table(bad)
-        return dg.AssetCheckResult(passed=not bad, metadata=metadata)
 
-    return _check
+
+def _cells_ok_result(stage: str, rows: list[dict[str, str]]) -> dg.AssetCheckResult:
+    bad = [row for row in rows if row["status"] != "ok"]
+    metadata: dict[str, object] = {"cells_not_ok": len(bad)}
+    if bad:
+        metadata["not_ok"] = _table(bad)
+    return dg.AssetCheckResult(check_name=f"{stage}_cells_ok", passed=not bad, metadata=metadata)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from factory_assets.cellrun import cells_ok_check, run_cells
+from factory_assets.cellrun import cells_ok_spec, run_cells
 from factory_assets.core import cell_status
 from factory_assets.core.contract import load_contract
 from factory_assets.core.prep_checks import SampleFacts, sample_facts
@@ -34,6 +34,7 @@ SAMPLES_STAGE = "model_samples"
         dg.AssetDep("car_snapshots", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("market"))
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[cells_ok_spec("training_frame", FRAME_STAGE)],
 )
 def training_frame(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per eligible customer x snapshot with the target and candidate features.
@@ -65,6 +66,7 @@ def training_frame(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     kinds={"duckdb"},
     deps=[training_frame],
     backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[cells_ok_spec("model_samples", SAMPLES_STAGE)],
 )
 def model_samples(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The cell's training sample: labelled snapshots of the training window, marked by split.
@@ -145,8 +147,6 @@ def _disjoint(facts: SampleFacts, cell: Cell) -> str | None:
 
 
 CHECKS = [
-    cells_ok_check("training_frame", FRAME_STAGE, cell_partitions),
-    cells_ok_check("model_samples", SAMPLES_STAGE, cell_partitions),
     _sample_check(
         "model_samples_positives_per_split",
         "Each split holds at least the spec's min_positives_per_split positives.",

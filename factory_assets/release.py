@@ -13,7 +13,7 @@ scores asset's check history shows them too.
 import dagster as dg
 import pandas as pd
 
-from factory_assets.cellrun import cells_ok_check, run_cells
+from factory_assets.cellrun import cells_ok_spec, run_cells
 from factory_assets.core import cell_status
 from factory_assets.core.release_cell import ReleaseOutcome, evaluate_cell, release_cell
 from factory_assets.core.release_status_html import render_status_html
@@ -96,6 +96,7 @@ def _release_metadata(outcome: ReleaseOutcome, store: ReleaseStore) -> dict[str,
     deps=["scores"],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"parquet"},
+    check_specs=[cells_ok_spec("released_scores", STAGE)],
 )
 def released_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, release_store: ReleaseStoreResource
@@ -225,4 +226,4 @@ def factory_status(
 
 
 ASSETS = [released_scores, factory_status]
-CHECKS = [data_checker_2, cells_ok_check("released_scores", STAGE, cell_partitions)]
+CHECKS = [data_checker_2]

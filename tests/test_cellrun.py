@@ -4,7 +4,7 @@
 import dagster as dg
 import pytest
 
-from factory_assets.cellrun import cells_ok_check, run_cells
+from factory_assets.cellrun import cells_ok_spec, run_cells
 from factory_assets.core import cell_status
 from factory_assets.core.cell_status import MARKET_WIDE, StageOutcome
 from factory_assets.jobs import row_tags
@@ -15,7 +15,11 @@ MODELS = models_partitions.get_partition_keys()
 BROKEN = MODELS[1]
 
 
-@dg.asset(partitions_def=cell_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+@dg.asset(
+    partitions_def=cell_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[cells_ok_spec("toy_stage", "toy_stage")],
+)
 def toy_stage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     def work(cell: Cell) -> dict[str, object]:
         if cell.model == BROKEN:
@@ -23,9 +27,6 @@ def toy_stage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
         return {"rows": 10}
 
     return run_cells(context, warehouse.get(), "toy_stage", ["data_checker_1"], work)
-
-
-toy_check = cells_ok_check("toy_stage", "toy_stage", cell_partitions)
 
 
 def gate(warehouse, market: str, status: str) -> None:
@@ -36,7 +37,7 @@ def test_range_run_keeps_good_cells_and_names_the_bad_one(instance, resources, w
     instance.add_dynamic_partitions("markets", ["uk"])
     gate(warehouse, "uk", "ok")
     result = dg.materialize(
-        [toy_stage, toy_check], instance=instance, resources=resources, tags=row_tags("uk"),
+        [toy_stage], instance=instance, resources=resources, tags=row_tags("uk"),
     )
     assert result.success
     statuses = warehouse.query("select model, status, message from ops.cell_status where stage = 'toy_stage'")

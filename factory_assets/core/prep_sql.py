@@ -26,9 +26,9 @@ NON_FEATURES = frozenset({CUSTOMER, SNAPSHOT, TARGET, "_source_file", "_run_id",
 MONTH_INDEX = f"(year({SNAPSHOT}) * 12 + month({SNAPSHOT}) - 1)"
 """SQL month number of a snapshot: consecutive months differ by exactly 1."""
 
-BUILD_MEMORY_LIMIT = "4GB"
-"""DuckDB memory while the stage builds a table; beyond it DuckDB spills to disk (bounded memory at any
-market size: 1.2 GB peak RSS at '1GB' for 100k customers x 24 months, see bench/bench_prepare.py)."""
+BUILD_MEMORY_LIMIT = "3GB"
+"""DuckDB memory while the stage builds a table; beyond it DuckDB spills to disk, so peak RSS is bounded at
+any market size (3GB: about 3.3 GB peak at 300k x 24; 2GB gave 2.3 GB at 1M x 24; docs/benchmarks.md)."""
 READ_MEMORY_LIMIT = "1GB"
 """DuckDB memory while a frame is read into pandas (the pandas frame itself comes on top)."""
 
