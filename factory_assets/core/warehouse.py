@@ -133,30 +133,6 @@ class Warehouse:
 
         return self._with_retry(write)
 
-    def replace_table_from_sql(self, table: str, select_sql: str, run_id: str, params=None) -> int:
-        """Atomically (re)create `table` from a SELECT run inside the warehouse, plus lineage."""
-        check_identifier(table)
-
-        def write(con: duckdb.DuckDBPyConnection) -> int:
-            schema = table.rpartition(".")[0]
-            con.execute("begin transaction")
-            try:
-                if schema:
-                    con.execute(f"create schema if not exists {schema}")
-                con.execute(
-                    f"create or replace table {table} as select *, ? as _run_id, "
-                    f"current_timestamp::timestamp as _written_at from ({select_sql})",
-                    [run_id, *(params or [])],
-                )
-                count = con.execute(f"select count(*) from {table}").fetchone()[0]
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
-            return int(count)
-
-        return self._with_retry(write)
-
     def execute(self, action: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `action` on a fresh connection with lock retries; for multi-statement work."""
         return self._with_retry(action)
