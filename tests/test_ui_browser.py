@@ -32,17 +32,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-STAGES = [
-    "car_snapshots",
-    "training_frame",
-    "model_samples",
-    "drift_report",
-    "challenger_model",
-    "champion_model",
-    "scores",
-    "released_scores",
-    "factory_status",
-]
 MARKET, MODEL = "uk", "churn"
 
 def free_port() -> int:
@@ -125,7 +114,7 @@ def test_asset_graph_shows_every_stage_and_check(page, ui_url):
     dismiss_popups(page)
     page.locator('[aria-label="settings"]').last.click(force=True)
     page.get_by_role("menu").get_by_text("Expand all groups").click()
-    for stage in STAGES:
+    for stage in [key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()]:
         page.get_by_text(stage, exact=True).first.wait_for()
     checks: dict[str, list[str]] = {}
     for key in defs.resolve_asset_graph().asset_check_keys:

@@ -71,15 +71,7 @@ class ModelStore:
 
     def verify(self, version: str) -> Path:
         """The artefact path of `version`, after checking it exists and hashes to its name."""
-        path = self.artefact_path(version)
-        if not path.is_file():
-            raise ModelStoreError(f"model artefact {path} for version {version} is missing")
-        actual = sha256_of(path)
-        if actual != version:
-            raise ModelStoreError(
-                f"model artefact {path} is corrupt: its content hashes to {actual}, not {version}"
-            )
-        return path
+        return _verified(self.artefact_path(version), version, "model artefact", f"version {version}")
 
     def load(self, version: str) -> CatBoostClassifier:
         """The model of `version`; fails with `ModelStoreError` on a missing or corrupt file."""
@@ -106,11 +98,17 @@ class ModelStore:
     def load_reference(self, version: str, expected_sha256: str) -> pd.DataFrame:
         """The drift reference sample of `version`, verified against the hash the registry holds."""
         path = self.reference_path(version)
-        if not path.is_file():
-            raise ModelStoreError(f"reference sample {path} for model {version} is missing")
-        actual = sha256_of(path)
-        if actual != expected_sha256:
-            raise ModelStoreError(
-                f"reference sample {path} is corrupt: hash {actual}, expected {expected_sha256}"
-            )
+        _verified(path, expected_sha256, "reference sample", f"model {version}")
         return pd.read_parquet(path)
+
+
+def _verified(path: Path, expected_sha256: str, kind: str, owner: str) -> Path:
+    """`path` after checking that it exists and hashes to `expected_sha256`."""
+    if not path.is_file():
+        raise ModelStoreError(f"{kind} {path} for {owner} is missing")
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise ModelStoreError(
+            f"{kind} {path} is corrupt: its content hashes to {actual}, not {expected_sha256}"
+        )
+    return path
