@@ -97,9 +97,11 @@ def test_empty_split_fails(samples):
         fit_challenger(broken, PARAMS, "m1/churn")
 
 
-def test_categoricals_become_strings_with_a_sentinel(samples):
+def test_categoricals_become_string_categories_with_a_sentinel(samples):
     frame = model_frame(samples.frame.head(200), samples.features, samples.categorical)
-    assert frame["region"].map(type).eq(str).all()
+    assert isinstance(frame["region"].dtype, pd.CategoricalDtype)
+    assert all(isinstance(level, str) for level in frame["region"].cat.categories)
+    assert frame["region"].notna().all()
     assert (frame["region"] == "__missing__").any(), "synthetic region has missing values"
     assert frame["age"].dtype == float and frame["age"].isna().any()
 

@@ -1,6 +1,7 @@
 """CatBoost challengers: fit on train, early stopping on validation, predictions from a `Pool`.
 
-Categorical features go to CatBoost as strings, missing values as `MISSING_CATEGORY`; numeric
+Categorical features go to CatBoost as `category` columns of strings, missing values as
+`MISSING_CATEGORY`; numeric
 features as float64 with NaN. Fits are seeded and use a fixed thread count, so the same sample and
 parameters give the same model (and the same content hash in the model store).
 """
@@ -60,7 +61,12 @@ def catboost_params(params: ModelParams) -> dict[str, Any]:
 
 
 def model_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
-    """The feature columns as CatBoost wants them: float64 numerics, strings for categoricals."""
+    """The feature columns as CatBoost wants them: float64 numerics, categoricals as `category` dtype.
+
+    Categories are the values as strings, missing ones `MISSING_CATEGORY`. CatBoost hashes the
+    category strings either way, so the model is the same as from object strings; a `category`
+    column is hashed once per level instead of once per row (several times faster on populations).
+    """
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise KeyError(f"feature columns {missing} are not in the frame")
@@ -68,10 +74,19 @@ def model_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]
     for name in features:
         column = frame[name]
         if name in categorical:
-            columns[name] = column.astype("string").fillna(MISSING_CATEGORY).astype(object).to_numpy()
+            columns[name] = _categories(column)
+        elif column.dtype == np.float64:
+            columns[name] = column.to_numpy()
         else:
             columns[name] = pd.to_numeric(column).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    return pd.DataFrame(columns, index=frame.index)
+    return pd.DataFrame(columns, index=frame.index, copy=False)
+
+
+def _categories(column: pd.Series) -> pd.Categorical:
+    values = column.astype("string").fillna(MISSING_CATEGORY)
+    codes, levels = pd.factorize(values, sort=True)
+    categories = pd.Index(np.asarray(levels, dtype=object), dtype=object)
+    return pd.Categorical.from_codes(codes, categories=categories)
 
 
 def make_pool(
