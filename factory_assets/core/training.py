@@ -1,9 +1,9 @@
 """CatBoost challengers: fit on train, early stopping on validation, predictions from a `Pool`.
 
 Categorical features go to CatBoost as `category` columns of strings, missing values as
-`MISSING_CATEGORY`; numeric
-features as float64 with NaN. Fits are seeded and use a fixed thread count, so the same sample and
-parameters give the same model (and the same content hash in the model store).
+`MISSING_CATEGORY`; numeric features as float64 with NaN. Fits are seeded and use a fixed thread
+count, so the same sample and parameters give the same model (and the same content hash in the
+model store).
 """
 
 from __future__ import annotations
