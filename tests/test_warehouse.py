@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from factory_assets.core.warehouse import Warehouse, WarehouseLockedError, check_identifier
+from factory_assets.core.warehouse import PartitionCopy, Warehouse, WarehouseLockedError, check_identifier
 
 
 def frame(values: list[int], month: str) -> pd.DataFrame:
@@ -32,6 +32,41 @@ def test_failed_write_keeps_previous_rows(warehouse):
     with pytest.raises(duckdb.Error):
         warehouse.replace_partition("t.x", bad, {"snapshot_date": "2024-01-01"}, "r2")
     assert warehouse.query("select value from t.x order by value")["value"].tolist() == [1, 2]
+
+
+def _scores(values: list[float], month: str) -> pd.DataFrame:
+    return pd.DataFrame({"id": ["a", "b"][: len(values)], "month": pd.Timestamp(month), "score": values})
+
+
+def _write_with_history(warehouse: Warehouse, data: pd.DataFrame, month: str, run: str) -> None:
+    history = PartitionCopy("t.history", ["id", "month", "score", "cell"], {"cell": "uk", "month": month})
+    warehouse.replace_partition("t.latest", data, {"cell": "uk"}, run, copies=[history])
+
+
+def test_a_copy_replaces_its_own_partition_in_the_same_write(warehouse):
+    _write_with_history(warehouse, _scores([0.1, 0.2], "2024-01-01"), "2024-01-01", "r1")
+    _write_with_history(warehouse, _scores([0.3], "2024-02-01"), "2024-02-01", "r2")
+    _write_with_history(warehouse, _scores([0.4], "2024-02-01"), "2024-02-01", "r3")
+    assert warehouse.query("select score from t.latest")["score"].tolist() == [0.4]
+    history = warehouse.query("select month, score, cell, _run_id from t.history order by month, score")
+    assert history["score"].tolist() == [0.1, 0.2, 0.4]
+    assert history["_run_id"].tolist() == ["r1", "r1", "r3"]
+    assert set(history["cell"]) == {"uk"}
+
+
+def test_a_failed_copy_rolls_back_the_whole_write(warehouse):
+    _write_with_history(warehouse, _scores([0.1, 0.2], "2024-01-01"), "2024-01-01", "r1")
+    for change in ("add column extra integer not null default 0", "alter column extra drop default"):
+        warehouse.execute(lambda con, c=change: con.execute(f"alter table t.history {c}"))
+    with pytest.raises(duckdb.Error):
+        _write_with_history(warehouse, _scores([0.9], "2024-01-01"), "2024-01-01", "r2")
+    assert warehouse.query("select score from t.latest order by 1")["score"].tolist() == [0.1, 0.2]
+    assert warehouse.query("select _run_id from t.history")["_run_id"].unique().tolist() == ["r1"]
+
+
+def test_a_copy_must_carry_its_partition_columns():
+    with pytest.raises(ValueError, match=r"partition column\(s\) \['month'\] are not copied"):
+        PartitionCopy("t.history", ["id", "cell"], {"cell": "uk", "month": "2024-01-01"}).check()
 
 
 def test_identifiers_are_checked():

@@ -16,9 +16,12 @@ from factory_assets.core import metrics, prepared, registry
 from factory_assets.core.model_context import StageContext, StageReport
 from factory_assets.core.registry import ChampionPointer, ModelRecord
 from factory_assets.core.training import predict_sample_scale
+from factory_assets.core.warehouse import PartitionCopy
 
 SCORES = "scores.scores"
 HISTORY = "scores.score_history"
+HISTORY_COLUMNS = ["customer_id", "snapshot_date", "raw_score", "probability", "model_version", "decision_id"]
+"""What the history keeps of each score row (with market and model)."""
 
 
 def percentile_ranks(raw_score: np.ndarray, customer_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,12 +136,9 @@ def score_cell(ctx: StageContext, market: str, model: str) -> StageReport:
     if population.empty:
         raise ValueError(f"{market}/{model}: the population of {snapshot} is empty; nothing to score")
     scores = score_population(model_object, population, record, champion, ctx.run_id, ctx.now)
-    ctx.warehouse.replace_partition(SCORES, scores, {"market": market, "model": model}, ctx.run_id)
-    history = scores[
-        ["customer_id", "snapshot_date", "raw_score", "probability", "model_version", "decision_id"]
-    ]
-    partition = {"market": market, "model": model, "snapshot_date": snapshot}
-    ctx.warehouse.replace_partition(HISTORY, history, partition, ctx.run_id)
+    cell = {"market": market, "model": model}
+    history = PartitionCopy(HISTORY, [*HISTORY_COLUMNS, *cell], {**cell, "snapshot_date": snapshot})
+    ctx.warehouse.replace_partition(SCORES, scores, cell, ctx.run_id, copies=[history])
     measured = update_realised_performance(ctx, market, model)
     report: dict[str, object] = {
         "rows": len(scores),

@@ -12,8 +12,9 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +41,43 @@ def check_identifier(name: str) -> str:
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+@dataclass(frozen=True)
+class PartitionCopy:
+    """A partition of another table, replaced with some columns of a write (see `replace_partition`)."""
+
+    table: str
+    columns: Sequence[str]
+    """Columns copied from the written rows; they must include the columns of `partition`."""
+    partition: Mapping[str, Any]
+
+    def check(self) -> None:
+        """Refuse identifiers that are not plain names, and a partition the copied rows cannot fill."""
+        check_identifier(self.table)
+        for column in [*self.columns, *self.partition]:
+            check_identifier(column)
+        missing = [c for c in self.partition if c not in self.columns]
+        if missing:
+            raise ValueError(f"copy into {self.table}: partition column(s) {missing} are not copied")
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    partition: Mapping[str, Any],
+    source_params: list[Any] | None = None,
+) -> None:
+    """Within the caller's transaction: create `table` from `source` if new, then swap the partition."""
+    schema = table.rpartition(".")[0]
+    if schema:
+        con.execute(f"create schema if not exists {schema}")
+    params = source_params or []
+    con.execute(f"create table if not exists {table} as select * from ({source}) limit 0", params)
+    where = " and ".join(f"{c} = ?" for c in partition)
+    con.execute(f"delete from {table} where {where}", list(partition.values()))
+    con.execute(f"insert into {table} by name {source}", params)
 
 
 class Warehouse:
@@ -102,29 +140,33 @@ class Warehouse:
         frame: pd.DataFrame,
         partition: Mapping[str, Any],
         run_id: str,
+        copies: Sequence[PartitionCopy] = (),
     ) -> int:
         """Atomically replace the rows of `partition` in `table` with `frame` plus lineage.
 
         The table is created from the frame's columns on first write. Delete and insert run in one
-        transaction: a crash leaves the previous rows, a rerun replaces exactly what it owns.
+        transaction: a crash leaves the previous rows, a rerun replaces exactly what it owns. Each of
+        `copies` replaces a partition of another table with columns of the rows just written, in
+        the same transaction (one write of the data instead of a second frame).
         """
         check_identifier(table)
         for column in partition:
             check_identifier(column)
+        for copy in copies:
+            copy.check()
         data = frame.assign(**{k: v for k, v in partition.items() if k not in frame.columns})
         data = data.assign(_run_id=run_id, _written_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        where = " and ".join(f"{c} = ?" for c in partition)
 
         def write(con: duckdb.DuckDBPyConnection) -> int:
             con.register("_incoming", data)
-            schema = table.rpartition(".")[0]
             con.execute("begin transaction")
             try:
-                if schema:
-                    con.execute(f"create schema if not exists {schema}")
-                con.execute(f"create table if not exists {table} as select * from _incoming limit 0")
-                where = " and ".join(f"{c} = ?" for c in partition)
-                con.execute(f"delete from {table} where {where}", list(partition.values()))
-                con.execute(f"insert into {table} by name select * from _incoming")
+                _replace(con, table, "select * from _incoming", partition)
+                for copy in copies:
+                    columns = ", ".join([*copy.columns, *LINEAGE_COLUMNS])
+                    source = f"select {columns} from {table} where {where}"
+                    _replace(con, copy.table, source, copy.partition, list(partition.values()))
                 con.execute("commit")
             except BaseException:
                 con.execute("rollback")
