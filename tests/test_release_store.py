@@ -75,6 +75,19 @@ def test_csv_is_written_when_the_spec_asks_and_matches_the_parquet(store):
     assert np.allclose(csv["probability"], parquet["probability"])
 
 
+def test_csv_bytes_are_what_pandas_writes_for_awkward_values():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["plain", "with,comma", 'with "quote"', "line\nbreak", "ünïcødé", " pad "],
+            "snapshot_date": [SNAPSHOT] * 6,
+            "probability": [0.1, 1 / 3, 1e-12, 0.999999999999, 0.0, 1.0],
+            "percentile": [100.0, 50.5, 1e-05, 33.333333333333336, 1.0, 16.666666666666668],
+            "decile": np.arange(1, 7, dtype="int64"),
+        }
+    )
+    assert rs.csv_bytes(frame) == frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
 def test_same_scores_give_the_same_release_and_no_new_files(store):
     first, created = publish(store, "uk", "churn", scored(), OutputSpec(), NOW)
     files = sorted(p.name for p in store.cell_dir("uk", "churn").iterdir())
