@@ -10,11 +10,12 @@ release file is corrupt or missing. OpenAPI docs at `/docs`.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ from factory_assets.core.release_reader import (
     ReleaseReader,
     ReleaseUnavailableError,
     UnknownCellError,
+    row_json,
 )
 
 MAX_TOP = 10_000
@@ -88,6 +90,21 @@ class Health(BaseModel):
 def default_releases_root() -> Path:
     """`$FACTORY_DATA_DIR/releases`, or the repo's `data/releases`."""
     return Path(os.environ.get("FACTORY_DATA_DIR", str(DEFAULT_DATA_DIR))) / "releases"
+
+
+def _json(text: str) -> Response:
+    """A JSON body rendered by the endpoint itself.
+
+    The score endpoints keep their `response_model` for the OpenAPI schema but render the body
+    themselves (pre-rendered rows for top-N): validating each row through pydantic cost more
+    server CPU than the lookup itself. tests/test_api.py checks the bodies against the models.
+    """
+    return Response(content=text, media_type="application/json")
+
+
+def _with_raw(fields: dict[str, object], key: str, raw: str) -> str:
+    """`fields` as a JSON object plus one last member `key` whose value `raw` is JSON text already."""
+    return f"{json.dumps(fields, separators=(',', ':'))[:-1]},{json.dumps(key)}:{raw}}}"
 
 
 def _release(reader: ReleaseReader, market: str, model: str) -> LoadedRelease:
@@ -163,30 +180,24 @@ def create_app(releases_root: Path) -> FastAPI:
         model: str,
         n: TopN = 100,
         by: RankBy = None,
-    ) -> dict[str, object]:
+    ) -> Response:
         """The top n customers of the cell's release in force, highest score first."""
         release = await _release_async(reader, market, model)
         field = by or release.score_fields[0]
         if field not in release.score_fields:
             detail = f"release {release.manifest.release_id} publishes {release.score_fields}, not '{field}'"
             raise HTTPException(status_code=422, detail=detail)
-        rows = [{"market": market, "model": model, **row} for row in release.top(n, field)]
-        release_id = release.manifest.release_id
-        return {
-            "market": market,
-            "model": model,
-            "release_id": release_id,
-            "by": field,
-            "n": len(rows),
-            "scores": rows,
-        }
+        head = {"market": market, "model": model, "release_id": release.manifest.release_id, "by": field}
+        head["n"] = min(n, len(release.customer_ids))
+        rows = release.top_json(n, field, {"market": market, "model": model})
+        return _json(_with_raw(head, "scores", rows))
 
     @app.get("/scores/{market}/{model}/{customer_id}", response_model=Score, response_model_exclude_none=True)
     async def score(
         market: str,
         model: str,
         customer_id: CustomerId,
-    ) -> dict[str, object]:
+    ) -> Response:
         """One customer's released score in the cell's release in force."""
         release = await _release_async(reader, market, model)
         row = release.lookup(customer_id)
@@ -194,7 +205,7 @@ def create_app(releases_root: Path) -> FastAPI:
             release_id = release.manifest.release_id
             detail = f"customer {customer_id} not in release {release_id} of {market}/{model}"
             raise HTTPException(status_code=404, detail=detail)
-        return {"market": market, "model": model, **row}
+        return _json(row_json({"market": market, "model": model}, row))
 
     return app
 

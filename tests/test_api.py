@@ -19,7 +19,7 @@ from factory_assets.core import release_reader
 from factory_assets.core.release_publish import publish
 from factory_assets.core.release_store import ReleaseStore
 from factory_assets.core.specs import OutputSpec
-from serving.api import MAX_TOP, create_app, default_releases_root
+from serving.api import MAX_TOP, Score, TopScores, create_app, default_releases_root
 
 NOW = dt.datetime(2026, 11, 2, 8, 30)
 N = 60
@@ -123,6 +123,20 @@ def test_top_n_by_each_published_score(client, store):
     assert [s["percentile"] for s in default["scores"]] == sorted(
         (s["percentile"] for s in default["scores"]), reverse=True
     )
+
+
+def test_rendered_bodies_are_what_the_response_models_would_give(client, store):
+    """The score endpoints render their JSON themselves; it must match their declared models."""
+    top = client.get("/scores/uk/churn/top", params={"n": 7, "by": "percentile"})
+    assert top.headers["content-type"] == "application/json"
+    model = TopScores.model_validate_json(top.text)
+    assert top.json() == model.model_dump(exclude_none=True)
+    smaller = client.get("/scores/uk/churn/top", params={"n": 3, "by": "percentile"}).json()
+    assert smaller["scores"] == top.json()["scores"][:3], "rows rendered for n=7 are reused for n=3"
+    larger = client.get("/scores/uk/churn/top", params={"n": 9, "by": "percentile"}).json()
+    assert larger["scores"][:7] == top.json()["scores"] and larger["n"] == 9
+    one = client.get(f"/scores/de/addon_kids/{release_rows(store, 'de', 'addon_kids').index[0]}")
+    assert one.json() == Score.model_validate_json(one.text).model_dump(exclude_none=True)
 
 
 @pytest.mark.parametrize(
