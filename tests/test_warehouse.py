@@ -117,3 +117,34 @@ def test_persistent_lock_gives_a_clear_error(tmp_path):
     finally:
         release.set()
         holder.join(30)
+
+
+def _try_query(path: str, out) -> None:
+    try:
+        Warehouse(Path(path), retries=1, base_delay=0.01).query("select 1")
+        out.put("opened")
+    except WarehouseLockedError:
+        out.put("locked")
+
+
+def test_a_session_shares_one_connection_and_releases_the_file_when_it_ends(warehouse):
+    create_temp = "create temp table scratch as select 42 as answer"  # temp tables live per connection
+    with warehouse.session():
+        warehouse.execute(lambda con: con.execute(create_temp))
+        with warehouse.session():  # nested: still the same connection
+            assert warehouse.query("select answer from scratch")["answer"].tolist() == [42]
+        warehouse.replace_partition("t.x", frame([1], "2024-01-01"), {"snapshot_date": "2024-01-01"}, "r1")
+        assert warehouse.query("select answer from scratch")["answer"].tolist() == [42]
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        other = ctx.Process(target=_try_query, args=(str(warehouse.path), out))
+        other.start()
+        assert out.get(timeout=60) == "locked", "a session holds DuckDB's file lock"
+        other.join(30)
+    with pytest.raises(duckdb.CatalogException, match="scratch"):
+        warehouse.query("select answer from scratch")
+    assert warehouse.query("select value from t.x")["value"].tolist() == [1], "writes in a session commit"
+    other = ctx.Process(target=_try_query, args=(str(warehouse.path), out))
+    other.start()
+    assert out.get(timeout=60) == "opened"
+    other.join(30)

@@ -49,13 +49,15 @@ def _train(
     results: list[TriggerResult],
 ) -> tuple[str, dict[str, Any]]:
     cell = f"{market}/{model}"
-    samples = prepared.load_model_samples(ctx.warehouse, market, model)
-    trained = fit_challenger(samples, spec.model, cell)
+    with ctx.warehouse.session():
+        samples = prepared.load_model_samples(ctx.warehouse, market, model)
+    trained = fit_challenger(samples, spec.model, cell)  # no connection held: other markets write
     test = split_frame(samples, "test")
     scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
     test_metrics = metrics.evaluate(test["target"].to_numpy(dtype=int), scores, samples.beta)
     version = ctx.store.save(trained.model)
-    population = prepared.load_population(ctx.warehouse, market, model, trained.features)
+    with ctx.warehouse.session():
+        population = prepared.load_population(ctx.warehouse, market, model, trained.features)
     reference_path, reference_sha = ctx.store.save_reference(
         version, population_reference(population, trained.features, spec.sampling.seed)
     )
@@ -93,7 +95,8 @@ def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: st
     Either way the evaluation (every trigger with its value, threshold and verdict) is stored in
     `registry.retrain_evaluations`; the champion stage decides on the challenger it names.
     """
-    champion_version, results = _triggers(ctx, spec, market, model)
+    with ctx.warehouse.session():
+        champion_version, results = _triggers(ctx, spec, market, model)
     evaluation_id = uuid.uuid4().hex
     reason = explain(results)
     version, test_metrics = None, None

@@ -71,6 +71,11 @@ def decide_champion(ctx: StageContext, spec: ModelSpec, market: str, model: str)
     With no new challenger nothing is decided (and the report says so). A missing or corrupt
     artefact fails the cell before anything is written: the champion record stays as it was.
     """
+    with ctx.warehouse.session():  # short work: two predictions on the out-of-time test
+        return _decide(ctx, spec, market, model)
+
+
+def _decide(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> StageReport:
     evaluation = registry.latest_evaluation(ctx.warehouse, market, model)
     champion = registry.current_champion(ctx.warehouse, market, model)
     if evaluation is None or not isinstance(evaluation.get("challenger_version"), str):

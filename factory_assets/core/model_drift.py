@@ -17,20 +17,23 @@ def measure_drift(ctx: StageContext, spec: ModelSpec, market: str, model: str) -
 
     Without a champion there is nothing to compare: that is recorded and the stage succeeds.
     """
-    snapshot = prepared.latest_snapshot(ctx.warehouse, market, model)
-    champion = registry.current_champion(ctx.warehouse, market, model)
+    with ctx.warehouse.session():
+        snapshot = prepared.latest_snapshot(ctx.warehouse, market, model)
+        champion = registry.current_champion(ctx.warehouse, market, model)
+        record, current = None, None
+        if champion is not None:
+            record = registry.model_record(ctx.warehouse, market, model, champion.version)
+            current = prepared.load_population(ctx.warehouse, market, model, record.features, snapshot)
     row: dict[str, object] = {
         "market": market,
         "model": model,
         "snapshot_date": snapshot,
         "computed_at": ctx.now,
     }
-    if champion is None:
+    if record is None or current is None:
         registry.write(ctx.warehouse, registry.DRIFT, {**row, "status": "no_champion"}, ctx.run_id)
         return {"status": "no champion, nothing to compare", "snapshot_date": str(snapshot)}
-    record = registry.model_record(ctx.warehouse, market, model, champion.version)
     reference = ctx.store.load_reference(record.version, record.reference_sha256)
-    current = prepared.load_population(ctx.warehouse, market, model, record.features, snapshot)
     if current.empty:
         raise ValueError(f"{market}/{model}: the population of {snapshot} is empty; no drift to measure")
     summary = summarise(

@@ -65,10 +65,11 @@ def evaluate_cell(
     warehouse: Warehouse, store: ReleaseStore, spec: ModelSpec, market: str, run_id: str
 ) -> tuple[tables.CellScores, list[RuleResult], ReleaseManifest | None]:
     """Run Data Checker 2 on a cell and store its results in `ops.score_check_results`."""
-    scores, inputs, current = gate_inputs(warehouse, store, market, spec.name)
-    results = run_score_checks(inputs, spec.score_checks)
-    frame = tables.check_results_frame(results, market, spec.name, scores, utc_now())
-    tables.store_check_results(warehouse, frame, market, spec.name, run_id)
+    with warehouse.session():
+        scores, inputs, current = gate_inputs(warehouse, store, market, spec.name)
+        results = run_score_checks(inputs, spec.score_checks)
+        frame = tables.check_results_frame(results, market, spec.name, scores, utc_now())
+        tables.store_check_results(warehouse, frame, market, spec.name, run_id)
     return scores, results, current
 
 
@@ -104,6 +105,13 @@ def release_cell(
     warehouse: Warehouse, store: ReleaseStore, spec: ModelSpec, market: str, run_id: str
 ) -> ReleaseOutcome:
     """Gate the cell's scores; publish them if they pass, else record why they were held back."""
+    with warehouse.session():  # short work: checks and file writes
+        return _release(warehouse, store, spec, market, run_id)
+
+
+def _release(
+    warehouse: Warehouse, store: ReleaseStore, spec: ModelSpec, market: str, run_id: str
+) -> ReleaseOutcome:
     model = spec.name
     scores, results, current = evaluate_cell(warehouse, store, spec, market, run_id)
     reason = gate_reason(results)

@@ -124,22 +124,24 @@ def update_realised_performance(ctx: StageContext, market: str, model: str) -> l
 
 def score_cell(ctx: StageContext, market: str, model: str) -> StageReport:
     """Score the latest snapshot with the champion, replace the cell's scores, update realised performance."""
-    champion = registry.current_champion(ctx.warehouse, market, model)
-    if champion is None:
-        raise LookupError(
-            f"{market}/{model}: no champion has been promoted, so there is nothing to score with"
-        )
-    record = registry.model_record(ctx.warehouse, market, model, champion.version)
-    model_object = ctx.store.load(record.version)
-    snapshot = prepared.latest_snapshot(ctx.warehouse, market, model)
-    population = prepared.load_population(ctx.warehouse, market, model, record.features, snapshot)
+    with ctx.warehouse.session():
+        champion = registry.current_champion(ctx.warehouse, market, model)
+        if champion is None:
+            raise LookupError(
+                f"{market}/{model}: no champion has been promoted, so there is nothing to score with"
+            )
+        record = registry.model_record(ctx.warehouse, market, model, champion.version)
+        snapshot = prepared.latest_snapshot(ctx.warehouse, market, model)
+        population = prepared.load_population(ctx.warehouse, market, model, record.features, snapshot)
     if population.empty:
         raise ValueError(f"{market}/{model}: the population of {snapshot} is empty; nothing to score")
+    model_object = ctx.store.load(record.version)
     scores = score_population(model_object, population, record, champion, ctx.run_id, ctx.now)
     cell = {"market": market, "model": model}
     history = PartitionCopy(HISTORY, [*HISTORY_COLUMNS, *cell], {**cell, "snapshot_date": snapshot})
-    ctx.warehouse.replace_partition(SCORES, scores, cell, ctx.run_id, copies=[history])
-    measured = update_realised_performance(ctx, market, model)
+    with ctx.warehouse.session():
+        ctx.warehouse.replace_partition(SCORES, scores, cell, ctx.run_id, copies=[history])
+        measured = update_realised_performance(ctx, market, model)
     report: dict[str, object] = {
         "rows": len(scores),
         "snapshot_date": str(snapshot),
