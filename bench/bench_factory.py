@@ -230,10 +230,16 @@ def scoring_throughput(paths: FactoryPaths, market: str, root: Path) -> list[dic
 
 
 def compute_limit(paths: FactoryPaths, markets: list[str]) -> float:
-    """Seconds of CatBoost fit + predict (test and population) alone, on every cell's own samples."""
+    """Seconds of CatBoost fit + predict (test and population) alone, on every cell's own samples.
+
+    Cells whose `scores` stage did not succeed (e.g. too few positives to sample) are left out, as
+    the factory trained nothing for them either.
+    """
     warehouse, total = Warehouse(paths.warehouse), 0.0
     for market in markets:
         for model in MODELS:
+            if cell_status.upstream_problem(warehouse, market, model, ["scores"]) is not None:
+                continue
             samples = prepared.load_model_samples(warehouse, market, model)
             features, cats = list(samples.features), list(samples.categorical)
             train, valid, test = (
