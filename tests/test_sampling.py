@@ -180,6 +180,9 @@ def test_load_model_samples_returns_the_kept_features(sampled: Warehouse) -> Non
     assert 0 < samples.beta < 1 and not samples.cross_sectional
     train = samples.frame[samples.frame.split == "train"]
     assert (1 - train.target).sum() / train.target.sum() == pytest.approx(3.0, rel=0.05)
+    test_only = prepared.load_model_samples(sampled, "uk", "s", splits=("test",))
+    expected = samples.frame[samples.frame.split == "test"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(test_only.frame, expected)
 
 
 def test_sampling_is_deterministic(sampled: Warehouse) -> None:

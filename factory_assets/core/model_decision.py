@@ -50,7 +50,7 @@ def _with_champion_features(
 def _compare(
     ctx: StageContext, market: str, model: str, challenger: ModelRecord, champion: ChampionPointer | None
 ) -> tuple[SameTestComparison, ModelRecord | None]:
-    test = split_frame(prepared.load_model_samples(ctx.warehouse, market, model), "test")
+    test = split_frame(prepared.load_model_samples(ctx.warehouse, market, model, splits=("test",)), "test")
     y = test["target"].to_numpy(dtype=int)
     challenger_scores = _score(ctx.store.load(challenger.version), test, challenger)
     if champion is None:

@@ -155,8 +155,13 @@ def load_population(
     return conform(frame, types)
 
 
-def load_model_samples(warehouse: Warehouse, market: str, model: str) -> ModelSamples:
-    """The cell's sample with its features, beta and snapshots (as `model_samples` wrote them)."""
+def load_model_samples(
+    warehouse: Warehouse, market: str, model: str, splits: tuple[str, ...] | None = None
+) -> ModelSamples:
+    """The cell's sample with its features, beta and snapshots (as `model_samples` wrote them).
+
+    `splits` reads only those splits' rows (the champion stage needs just the test split).
+    """
     cell, table = f"{market}/{model}", samples_table(market, model)
     types = _columns(warehouse, table, "model_samples", cell)
     summary = warehouse.query(
@@ -167,7 +172,10 @@ def load_model_samples(warehouse: Warehouse, market: str, model: str) -> ModelSa
     row = summary.iloc[0]
     features, categorical = json.loads(row["features"]), json.loads(row["categorical"])
     select = ", ".join([*KEYS, "split", "weight", TARGET, *(quote(f) for f in features)])
-    frame = _read(warehouse, f"select {select} from {table} order by {SNAPSHOT}, {CUSTOMER}")
+    where, params = "", []
+    if splits is not None:
+        where, params = f"where split in ({', '.join('?' for _ in splits)})", list(splits)
+    frame = _read(warehouse, f"select {select} from {table} {where} order by {SNAPSHOT}, {CUSTOMER}", params)
     frame[TARGET] = frame[TARGET].astype("int64")
     return ModelSamples(
         frame=conform(frame, types),
