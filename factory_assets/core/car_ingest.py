@@ -28,7 +28,7 @@ from factory_assets.core.car_inputs import (
 from factory_assets.core.car_profile import query_if_exists, quote
 from factory_assets.core.car_source import CarReadError
 from factory_assets.core.contract import CarContract, ContractError, validate_car
-from factory_assets.core.warehouse import Warehouse, check_identifier
+from factory_assets.core.warehouse import Warehouse, check_identifier, column_types
 
 __all__ = [
     "LEDGER_TABLE",
@@ -97,17 +97,8 @@ def prepare_snapshot(
 
 
 def _add_missing_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[str]:
-    schema, _, name = table.partition(".")
-
     def alter(con: duckdb.DuckDBPyConnection) -> list[str]:
-        existing = {
-            row[0]
-            for row in con.execute(
-                "select column_name from information_schema.columns where table_schema = ? "
-                "and table_name = ?",
-                [schema, name],
-            ).fetchall()
-        }
+        existing = set(column_types(con, table))
         if not existing:
             return []
         con.register("_incoming_types", frame)

@@ -67,11 +67,12 @@ def latest(warehouse: Warehouse, market: str, model: str, stage: str) -> StageOu
 
 def upstream_problem(warehouse: Warehouse, market: str, model: str, stages: list[str]) -> str | None:
     """Why the cell may not proceed (the first upstream stage not 'ok'), or None if it may."""
-    for stage in stages:
-        owner = MARKET_WIDE if stage == "data_checker_1" else model
-        outcome = latest(warehouse, market, owner, stage)
-        if outcome is None:
-            return f"upstream stage '{stage}' has not run for {market}/{owner}"
-        if outcome.status != "ok":
-            return f"upstream stage '{stage}' is {outcome.status}: {outcome.message}"
+    with warehouse.session():  # gated once per cell and stage: one connection, not two per stage
+        for stage in stages:
+            owner = MARKET_WIDE if stage == "data_checker_1" else model
+            outcome = latest(warehouse, market, owner, stage)
+            if outcome is None:
+                return f"upstream stage '{stage}' has not run for {market}/{owner}"
+            if outcome.status != "ok":
+                return f"upstream stage '{stage}' is {outcome.status}: {outcome.message}"
     return None

@@ -15,7 +15,7 @@ from typing import Literal
 import duckdb
 import pandas as pd
 
-from factory_assets.core.warehouse import check_identifier
+from factory_assets.core.warehouse import check_identifier, column_types
 
 CUSTOMER = "customer_id"
 SNAPSHOT = "snapshot_date"
@@ -115,13 +115,7 @@ def is_numeric(kind: Kind) -> bool:
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Column name -> DuckDB type of `schema.table`, in table order; empty if it does not exist."""
-    schema, _, name = check_identifier(table).rpartition(".")
-    rows = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema or "main", name],
-    ).fetchall()
-    return {column: str(dtype) for column, dtype in rows}
+    return column_types(con, table)
 
 
 def month_index(date: dt.date | pd.Timestamp) -> int:

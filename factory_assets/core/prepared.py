@@ -30,7 +30,7 @@ from factory_assets.core.prep_sql import (
     samples_table,
     tf_table,
 )
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import Warehouse, column_types
 
 KEYS = [CUSTOMER, SNAPSHOT]
 
@@ -59,14 +59,10 @@ def training_frame_table(market: str, model: str) -> str:
 
 
 def _columns(warehouse: Warehouse, table: str, what: str, cell: str) -> dict[str, str]:
-    columns = warehouse.query(
-        "select column_name, data_type from information_schema.columns where table_schema = ? and "
-        "table_name = ? order by ordinal_position",
-        list(table.split(".", 1)),
-    )
-    if columns.empty:
+    columns = warehouse.execute(lambda con: column_types(con, table))
+    if not columns:
         raise PrepError(f"{cell}: {table} does not exist ({what} has not run for this cell)")
-    return dict(zip(columns["column_name"], columns["data_type"], strict=True))
+    return columns
 
 
 def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from factory_assets.core.score_checks import RuleResult
-from factory_assets.core.warehouse import Warehouse, check_identifier
+from factory_assets.core.warehouse import Warehouse, column_types
 
 SCORES_TABLE = "scores.scores"
 REGISTRY_TABLE = "registry.models"
@@ -41,9 +41,7 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     """The column names of `schema.table`, empty if it does not exist."""
-    schema, _, name = check_identifier(table).rpartition(".")
-    sql = "select column_name from information_schema.columns where table_schema = ? and table_name = ?"
-    return set(_query(con, sql, [schema or "main", name])["column_name"])
+    return set(column_types(con, table))
 
 
 @dataclass(frozen=True)

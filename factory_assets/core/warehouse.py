@@ -49,6 +49,21 @@ def check_identifier(name: str) -> str:
     return name
 
 
+def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column name -> DuckDB type of `schema.table` (or `table` in main), in table order; {} if absent.
+
+    Reads this table's catalog entry only: `information_schema.columns` lists every column of every
+    table first, ~0.1 s per call once the warehouse holds a 22 x 18 grid (68k columns).
+    """
+    schema, _, name = check_identifier(table).rpartition(".")
+    sql = "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?"
+    exists = con.execute(sql, [schema or "main", name]).fetchone()
+    if not exists or not exists[0]:
+        return {}
+    rows = con.execute(f"select name, type from pragma_table_info('{table}') order by cid").fetchall()
+    return {column: str(kind) for column, kind in rows}
+
+
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
