@@ -18,7 +18,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -80,41 +79,63 @@ def run(args: argparse.Namespace, root: Path, names: list[str]) -> None:
         landing, markets = bf.land(root, args.markets, args.customers, args.months, args.seed)
     paths = bf._data_dir(root, landing, "dagster")
     defs = bf.dagster_definitions(paths)
+    warehouse = Warehouse(paths.warehouse)
     seconds: dict[str, float] = {}
     stages: dict[str, float] = defaultdict(float)
+    per_market: list[dict[str, object]] = []
     catboost = 0.0
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("markets", markets)
-        for market in markets:
-            before = set(r.run_id for r in instance.get_runs())
+        for done, market in enumerate(markets, start=1):
+            before = {r.run_id for r in instance.get_runs()}
             bf.dagster_market(defs, instance, market, seconds)
+            market_stages: dict[str, float] = defaultdict(float)
             for run_id in {r.run_id for r in instance.get_runs()} - before:
                 for step in instance.get_run_step_stats(run_id):
                     if step.start_time is not None and step.end_time is not None:
-                        stages[step.step_key] += step.end_time - step.start_time
-            start = time.perf_counter()
-            catboost += bf.compute_limit(paths, [market])
-            seconds[f"catboost {market}"] = time.perf_counter() - start
-            row_s = seconds[f"row {market}"]
-            print(f"{market}: row run {row_s:.0f} s; CatBoost alone so far {catboost:.0f} s", flush=True)
+                        market_stages[step.step_key] += step.end_time - step.start_time
+            for key, value in market_stages.items():
+                stages[key] += value
+            with common.Timer() as alone:
+                market_catboost = bf.compute_limit(paths, [market])
+            catboost += market_catboost
+            seconds[f"catboost {market}"] = alone.seconds
+            per_market.append(_market_row(market, seconds, market_stages, market_catboost))
+            print(per_market[-1], flush=True)
+            loads.append(f"after market {market}: {common.load_note()}")
+            scored = sum(
+                cell_status.upstream_problem(warehouse, m, x, ["scores"]) is None
+                for m in markets[:done]
+                for x in names
+            )
+            # after every market, so a run stopped early keeps what it measured
+            landed = landing_timer.seconds
+            report(args, markets[:done], seconds, dict(stages), catboost, landed, loads, scored, per_market)
         bf.dagster_status(defs, instance, seconds)
-    loads.append(f"end: {common.load_note()}")
-    warehouse = Warehouse(paths.warehouse)
-    scored = sum(
-        cell_status.upstream_problem(warehouse, m, x, ["scores"]) is None for m in markets for x in names
-    )
-    report(args, markets, seconds, dict(stages), catboost, landing_timer.seconds, loads, scored)
 
 
-def report(args, markets, seconds, stages, catboost, landing_s, loads, scored) -> None:
+def _market_row(market: str, seconds: dict, stages: dict, catboost: float) -> dict[str, object]:
+    model_s = sum(stages.get(s, 0.0) for s in MODEL_STAGES)
+    return {
+        "market": market,
+        "ingest_s": round(seconds[f"ingest {market}"], 1),
+        "row_run_s": round(seconds[f"row {market}"], 1),
+        "model_stages_s": round(model_s, 1),
+        "catboost_alone_s": round(catboost, 1),
+        "ratio": round(model_s / catboost, 2) if catboost else float("nan"),
+    }
+
+
+def report(args, markets, seconds, stages, catboost, landing_s, loads, scored, per_market) -> None:
     """Print the figures and, with --write-doc, write the section."""
     import common
 
-    factory_s = sum(v for k, v in seconds.items() if not k.startswith("catboost"))
+    factory_s = sum(v for k, v in seconds.items() if not k.startswith("catboost") and k != "status")
     model_s = sum(stages.get(s, 0.0) for s in MODEL_STAGES)
     cells = len(markets) * args.models
     stage_rows = [{"stage": k, "dagster_step_s": round(v, 1)} for k, v in sorted(stages.items())]
     body = (
+        f"Run: {len(markets)} of {args.markets} markets done.\n\n"
         f"Workload: {len(markets)} markets x {args.models} models = {cells} cells ({scored} trained and "
         f"scored; the others stopped with a stated reason, e.g. too few positives), {args.customers:,} "
         f"customers x {args.months} months per market (demo CAR, seed {args.seed}; landing written in "
@@ -123,12 +144,14 @@ def report(args, markets, seconds, stages, catboost, landing_s, loads, scored) -
         f"alone on that market's cells (fit on the cell's train/validation samples with the spec's "
         f"parameters, predict on its test split and scoring population; Pools built outside the timing)."
         f"\n\n| measure | seconds |\n|---|---|\n"
-        f"| grid wall time through Dagster (ingest + row runs + status) | {factory_s:,.0f} |\n"
+        f"| grid wall time through Dagster (ingest + row runs) | {factory_s:,.0f} |\n"
         f"| model stages (challenger_model + champion_model + scores steps) | {model_s:,.0f} |\n"
         f"| CatBoost alone (fit + predict), all cells | {catboost:,.0f} |\n\n"
         f"**Model stages / CatBoost alone = {model_s / catboost:.2f}x** (target <= 1.2x); "
         f"whole grid / CatBoost alone = {factory_s / catboost:.2f}x (it includes ingest, Data Checker 1, "
         f"preparation, sampling, drift reports and release, which CatBoost alone does not do).\n\n"
+        f"Per market, in run order (the warehouse grows with every market):\n\n"
+        f"{common.markdown_table(per_market)}\n\n"
         f"Dagster step time per stage, all markets:\n\n{common.markdown_table(stage_rows)}"
     )
     print(body)
