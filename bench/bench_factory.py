@@ -170,10 +170,11 @@ class PlainFactory:
 
 
 def _cell(ctx: StageContext, stage: str, upstream: str, work: Work, market: str, model: str) -> None:
-    problem = cell_status.upstream_problem(ctx.warehouse, market, model, [upstream])
-    if problem is not None:
-        raise RuntimeError(f"plain loop: {market}/{model} {stage} would be skipped: {problem}")
-    work(ctx, market, model)
+    with ctx.warehouse.session():  # as `cellrun.run_cells`: gate and work share a connection
+        problem = cell_status.upstream_problem(ctx.warehouse, market, model, [upstream])
+        if problem is not None:
+            raise RuntimeError(f"plain loop: {market}/{model} {stage} would be skipped: {problem}")
+        work(ctx, market, model)
     if stage not in CHECK_STAGES:  # checks report through Dagster, they record no cell status
         cell_status.record(ctx.warehouse, StageOutcome(market, model, stage, "ok"), ctx.run_id)
 

@@ -42,17 +42,21 @@ def run_cells(
     rows: list[dict[str, str]] = []
     cell_metadata: dict[Cell, Mapping[str, object]] = {}
     for cell in cells_of(context):
-        problem = cell_status.upstream_problem(warehouse, cell.market, cell.model, upstream)
-        if problem is not None:
-            outcome = StageOutcome(cell.market, cell.model, stage, "skipped", problem)
-        else:
-            try:
-                cell_metadata[cell] = work(cell)
-                outcome = StageOutcome(cell.market, cell.model, stage, "ok")
-            except Exception as exc:  # isolated per cell: recorded, logged, reported by the check
-                context.log.exception(f"{stage} failed for cell {cell}")
-                reason = f"{type(exc).__name__}: {exc}"
-                outcome = StageOutcome(cell.market, cell.model, stage, "failed", reason)
+        # One connection for the cell's gate and work (the work releases it around fits and
+        # reports): each connection loads the whole catalog, 0.15 s on a 22 x 18 warehouse. The
+        # record gets its own, so a failure that broke the session's connection is still recorded.
+        with warehouse.session():
+            problem = cell_status.upstream_problem(warehouse, cell.market, cell.model, upstream)
+            if problem is not None:
+                outcome = StageOutcome(cell.market, cell.model, stage, "skipped", problem)
+            else:
+                try:
+                    cell_metadata[cell] = work(cell)
+                    outcome = StageOutcome(cell.market, cell.model, stage, "ok")
+                except Exception as exc:  # isolated per cell: recorded, logged, reported by the check
+                    context.log.exception(f"{stage} failed for cell {cell}")
+                    reason = f"{type(exc).__name__}: {exc}"
+                    outcome = StageOutcome(cell.market, cell.model, stage, "failed", reason)
         cell_status.record(warehouse, outcome, context.run_id)
         if outcome.status != "ok":
             context.log.warning(f"{stage} {outcome.status} for cell {cell}: {outcome.message}")

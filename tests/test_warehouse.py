@@ -148,3 +148,29 @@ def test_a_session_shares_one_connection_and_releases_the_file_when_it_ends(ware
     other.start()
     assert out.get(timeout=60) == "opened"
     other.join(30)
+
+
+def test_released_closes_the_session_connection_for_long_work_and_reopens_it(warehouse):
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    with warehouse.session():
+        warehouse.execute(lambda con: con.execute("create temp table scratch as select 1 as one"))
+        with warehouse.released():
+            other = ctx.Process(target=_try_query, args=(str(warehouse.path), out))
+            other.start()
+            assert out.get(timeout=60) == "opened", "no lock is held while released"
+            other.join(30)
+            assert warehouse.query("select 2 as two")["two"].tolist() == [2]
+        with pytest.raises(duckdb.CatalogException, match="scratch"):
+            warehouse.query("select one from scratch")  # a new connection: the temp table is gone
+        warehouse.execute(lambda con: con.execute("create temp table scratch as select 3 as three"))
+        assert warehouse.query("select three from scratch")["three"].tolist() == [3], "shared again"
+    with warehouse.released():  # outside a session: nothing to release
+        assert warehouse.query("select 4 as four")["four"].tolist() == [4]
+
+
+def test_a_partly_read_result_does_not_block_the_next_call_in_a_session(warehouse):
+    with warehouse.session():
+        first = warehouse.execute(lambda con: con.execute("select * from range(5)").fetchone())
+        warehouse.replace_partition("t.x", frame([1], "2024-01-01"), {"snapshot_date": "2024-01-01"}, "r1")
+        assert first == (0,) and warehouse.query("select value from t.x")["value"].tolist() == [1]

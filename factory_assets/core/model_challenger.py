@@ -51,7 +51,8 @@ def _train(
     cell = f"{market}/{model}"
     with ctx.warehouse.session():
         samples = prepared.load_model_samples(ctx.warehouse, market, model)
-    trained = fit_challenger(samples, spec.model, cell)  # no connection held: other markets write
+    with ctx.warehouse.released():  # no connection held while fitting: other markets write
+        trained = fit_challenger(samples, spec.model, cell)
     test = split_frame(samples, "test")
     scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
     test_metrics = metrics.evaluate(test["target"].to_numpy(dtype=int), scores, samples.beta)

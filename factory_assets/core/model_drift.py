@@ -40,15 +40,16 @@ def measure_drift(ctx: StageContext, spec: ModelSpec, market: str, model: str) -
         feature_psi(reference, current, record.features, record.categorical), spec.retrain.feature_psi
     )
     path = ctx.reports_dir / "drift" / market / model / f"{snapshot}.html"
-    write_evidently_report(
-        reference,
-        current,
-        record.categorical,
-        summary,
-        spec.retrain.drift_share,
-        path,
-        seed=spec.sampling.seed,
-    )
+    with ctx.warehouse.released():  # rendering takes seconds: hold no connection meanwhile
+        write_evidently_report(
+            reference,
+            current,
+            record.categorical,
+            summary,
+            spec.retrain.drift_share,
+            path,
+            seed=spec.sampling.seed,
+        )
     registry.write(
         ctx.warehouse,
         registry.DRIFT,

@@ -135,8 +135,9 @@ def score_cell(ctx: StageContext, market: str, model: str) -> StageReport:
         population = prepared.load_population(ctx.warehouse, market, model, record.features, snapshot)
     if population.empty:
         raise ValueError(f"{market}/{model}: the population of {snapshot} is empty; nothing to score")
-    model_object = ctx.store.load(record.version)
-    scores = score_population(model_object, population, record, champion, ctx.run_id, ctx.now)
+    with ctx.warehouse.released():  # a full population's prediction: hold no connection
+        model_object = ctx.store.load(record.version)
+        scores = score_population(model_object, population, record, champion, ctx.run_id, ctx.now)
     cell = {"market": market, "model": model}
     history = PartitionCopy(HISTORY, [*HISTORY_COLUMNS, *cell], {**cell, "snapshot_date": snapshot})
     with ctx.warehouse.session():

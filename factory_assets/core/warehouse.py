@@ -130,6 +130,10 @@ class Warehouse:
         shared = _open_sessions().get(self.path)
         if shared is not None:
             yield shared
+            # A shared connection refuses new work while a result is unread (`fetchone()` of a
+            # query): run it to its end so the next call finds the connection free. (After an
+            # error the session ends with the exception, so nothing is left to complete.)
+            shared.complete()
             return
         con = self._connect_with_retry()
         try:
@@ -143,8 +147,8 @@ class Warehouse:
 
         Opening and closing a connection costs ~20-30 ms, which dominated a cell's bookkeeping (a
         stage made ~10-30 small reads and writes). A session holds DuckDB's file lock, which blocks
-        other processes: use it around a burst of warehouse calls, never around a model fit or
-        other long work. Sessions nest; the outermost one closes the connection.
+        other processes: use it around a burst of warehouse calls, and wrap long work inside it
+        (a model fit, a report) in `released()`. Sessions nest; the outermost one closes.
         """
         sessions = _open_sessions()
         if self.path in sessions:
@@ -154,7 +158,25 @@ class Warehouse:
         try:
             yield
         finally:
-            sessions.pop(self.path).close()
+            con = sessions.pop(self.path, None)
+            if con is not None:
+                con.close()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Inside a session, close its connection for the block (long work) and reopen it after.
+
+        Outside a session this does nothing. Calls inside the block get short connections of their
+        own. If the block raises, the connection stays closed: later calls open their own.
+        """
+        sessions = _open_sessions()
+        con = sessions.pop(self.path, None)
+        if con is None:
+            yield
+            return
+        con.close()
+        yield
+        sessions[self.path] = self._connect_with_retry()
 
     def _connect_with_retry(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
