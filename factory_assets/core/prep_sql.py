@@ -41,12 +41,15 @@ class PrepError(ValueError):
     """Preparation cannot go on for a cell; the message names the cell, the column and the cause."""
 
 
-def bounded(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+def bounded(
+    con: duckdb.DuckDBPyConnection, memory_limit: str | None, keep_order: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Session settings for heavy work: a memory limit, no needless row order, no progress bar.
 
     `memory_limit` None keeps DuckDB's default (80% of RAM); giving up insertion order saves memory.
+    `keep_order` keeps it for reads exported to Arrow: without it DuckDB 2.0.0 drops their ORDER BY.
     """
-    con.execute("set preserve_insertion_order = false")
+    con.execute(f"set preserve_insertion_order = {'true' if keep_order else 'false'}")
     con.execute("set enable_progress_bar = false")
     if memory_limit:
         con.execute(f"set memory_limit = {literal(memory_limit)}")

@@ -97,9 +97,7 @@ def _read(warehouse: Warehouse, sql: str, params: list[object] | None = None) ->
     """
 
     def read(con: duckdb.DuckDBPyConnection) -> pa.Table:
-        bounded(con, READ_MEMORY_LIMIT)
-        # `bounded` gives up insertion order; DuckDB's Arrow export then loses ORDER BY (2.0.0).
-        con.execute("set preserve_insertion_order = true")
+        bounded(con, READ_MEMORY_LIMIT, keep_order=True)
         return con.sql(sql, params=params or None).to_arrow_table()
 
     table = warehouse.execute(read)

@@ -49,16 +49,20 @@ def check_identifier(name: str) -> str:
     return name
 
 
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, _, name = check_identifier(table).rpartition(".")
+    sql = "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?"
+    found = con.execute(sql, [schema or "main", name]).fetchone()
+    return bool(found and found[0])
+
+
 def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Column name -> DuckDB type of `schema.table` (or `table` in main), in table order; {} if absent.
 
     Reads this table's catalog entry only: `information_schema.columns` lists every column of every
     table first, ~0.1 s per call once the warehouse holds a 22 x 18 grid (68k columns).
     """
-    schema, _, name = check_identifier(table).rpartition(".")
-    sql = "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?"
-    exists = con.execute(sql, [schema or "main", name]).fetchone()
-    if not exists or not exists[0]:
+    if not _exists(con, table):
         return {}
     rows = con.execute(f"select name, type from pragma_table_info('{table}') order by cid").fetchall()
     return {column: str(kind) for column, kind in rows}
@@ -201,9 +205,7 @@ class Warehouse:
 
     def table_exists(self, table: str) -> bool:
         """True if `schema.table` (or `table` in main) exists."""
-        schema, _, name = check_identifier(table).rpartition(".")
-        sql = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
-        return bool(self.query(sql, [schema or "main", name]).iloc[0, 0])
+        return self.execute(lambda con: _exists(con, table))
 
     def replace_partition(
         self,
