@@ -41,26 +41,16 @@ def run_cells(
     """Apply `work` to each cell that its upstream stages allow; record and report outcomes."""
     rows: list[dict[str, str]] = []
     cell_metadata: dict[Cell, Mapping[str, object]] = {}
-    for cell in cells_of(context):
-        # One connection for the cell's gate and work (the work releases it around fits and
-        # reports): each connection loads the whole catalog, 0.15 s on a 22 x 18 warehouse. The
-        # record gets its own, so a failure that broke the session's connection is still recorded.
-        with warehouse.session():
-            problem = cell_status.upstream_problem(warehouse, cell.market, cell.model, upstream)
-            if problem is not None:
-                outcome = StageOutcome(cell.market, cell.model, stage, "skipped", problem)
-            else:
-                try:
-                    cell_metadata[cell] = work(cell)
-                    outcome = StageOutcome(cell.market, cell.model, stage, "ok")
-                except Exception as exc:  # isolated per cell: recorded, logged, reported by the check
-                    context.log.exception(f"{stage} failed for cell {cell}")
-                    reason = f"{type(exc).__name__}: {exc}"
-                    outcome = StageOutcome(cell.market, cell.model, stage, "failed", reason)
-        cell_status.record(warehouse, outcome, context.run_id)
-        if outcome.status != "ok":
-            context.log.warning(f"{stage} {outcome.status} for cell {cell}: {outcome.message}")
-        rows.append({"cell": str(cell), "status": outcome.status, "message": outcome.message[:300]})
+    # One connection for the whole stage: each DuckDB connection loads the whole catalog (0.15 s
+    # on a 22 x 18 warehouse), and a cell used two (gate + work, record). The work still releases
+    # it around fits and reports, where other processes get their turn.
+    with warehouse.session():
+        for cell in cells_of(context):
+            outcome = _run_cell(context, warehouse, stage, upstream, work, cell, cell_metadata)
+            cell_status.record(warehouse, outcome, context.run_id)
+            if outcome.status != "ok":
+                context.log.warning(f"{stage} {outcome.status} for cell {cell}: {outcome.message}")
+            rows.append({"cell": str(cell), "status": outcome.status, "message": outcome.message[:300]})
     if not cell_metadata:
         detail = "; ".join(f"{r['cell']}: {r['status']} ({r['message']})" for r in rows)
         raise StageFailedError(f"{stage}: no cell succeeded. {detail}")
@@ -77,6 +67,30 @@ def run_cells(
             summary = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
             metadata[f"{cell.market}/{cell.model}"] = dg.MetadataValue.json(summary)
     return dg.MaterializeResult(metadata=metadata, check_results=[_cells_ok_result(stage, rows)])
+
+
+def _run_cell(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    stage: str,
+    upstream: list[str],
+    work: CellWork,
+    cell: Cell,
+    cell_metadata: dict[Cell, Mapping[str, object]],
+) -> StageOutcome:
+    """Gate and work one cell inside the stage's session; a failure is caught, logged and returned."""
+    problem = cell_status.upstream_problem(warehouse, cell.market, cell.model, upstream)
+    if problem is not None:
+        return StageOutcome(cell.market, cell.model, stage, "skipped", problem)
+    try:
+        cell_metadata[cell] = work(cell)
+        return StageOutcome(cell.market, cell.model, stage, "ok")
+    except Exception as exc:  # isolated per cell: recorded, logged, reported by the check
+        context.log.exception(f"{stage} failed for cell {cell}")
+        # The failure may have broken the session's connection (or left it closed, if it struck
+        # inside `released()`): the next cell and this record get a fresh one.
+        warehouse.renew_session()
+        return StageOutcome(cell.market, cell.model, stage, "failed", f"{type(exc).__name__}: {exc}")
 
 
 def cells_ok_spec(asset: str, stage: str) -> dg.AssetCheckSpec:

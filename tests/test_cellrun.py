@@ -7,6 +7,7 @@ import pytest
 from factory_assets.cellrun import cells_ok_spec, run_cells
 from factory_assets.core import cell_status
 from factory_assets.core.cell_status import MARKET_WIDE, StageOutcome
+from factory_assets.core.warehouse import Warehouse
 from factory_assets.jobs import row_tags
 from factory_assets.partitions import Cell, cell_partitions, decode_cell, models_partitions
 from resources.warehouse import WarehouseResource
@@ -70,3 +71,45 @@ def test_decode_cell_round_trip():
     cell = Cell("uk", MODELS[0])
     assert decode_cell(cell.key) == cell
     assert decode_cell(str(cell.key)) == cell
+
+
+@dg.asset(
+    partitions_def=cell_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[cells_ok_spec("released_stage", "released_stage")],
+)
+def released_stage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+
+    def work(cell: Cell) -> dict[str, object]:
+        rows = int(wh.query("select count(*) as n from ops.cell_status")["n"].iloc[0])
+        if cell.model == BROKEN:
+            with wh.released():  # fails where the stage's connection is closed: the next cell needs one
+                raise ValueError(f"fit failed in {cell}")
+        return {"rows": rows}
+
+    return run_cells(context, wh, "released_stage", ["data_checker_1"], work)
+
+
+def test_a_stage_shares_one_connection_across_its_cells_and_survives_a_failure(
+    instance, resources, warehouse, monkeypatch
+):
+    instance.add_dynamic_partitions("markets", ["uk"])
+    gate(warehouse, "uk", "ok")
+    opened = []
+    real = Warehouse._connect_with_retry
+
+    def counting(self: Warehouse):
+        opened.append(self.path)
+        return real(self)
+
+    monkeypatch.setattr(Warehouse, "_connect_with_retry", counting)
+    result = dg.materialize([released_stage], instance=instance, resources=resources, tags=row_tags("uk"))
+    assert result.success
+    # the stage's session, then a fresh one after the failed cell; the gate, the work's reads and
+    # every cell's record share them
+    assert len(opened) == 2
+    monkeypatch.undo()
+    statuses = warehouse.query("select model, status from ops.cell_status where stage = 'released_stage'")
+    by_model = dict(zip(statuses["model"], statuses["status"], strict=True))
+    assert by_model == {m: "failed" if m == BROKEN else "ok" for m in MODELS}

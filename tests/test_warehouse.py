@@ -174,3 +174,20 @@ def test_a_partly_read_result_does_not_block_the_next_call_in_a_session(warehous
         first = warehouse.execute(lambda con: con.execute("select * from range(5)").fetchone())
         warehouse.replace_partition("t.x", frame([1], "2024-01-01"), {"snapshot_date": "2024-01-01"}, "r1")
         assert first == (0,) and warehouse.query("select value from t.x")["value"].tolist() == [1]
+
+
+def test_renew_session_replaces_the_connection_and_a_failed_release_is_recovered(warehouse):
+    scratch = "create temp table scratch as select 1 as one"  # temp tables live per connection
+    with warehouse.session():
+        warehouse.execute(lambda con: con.execute(scratch))
+        warehouse.renew_session()
+        with pytest.raises(duckdb.CatalogException, match="scratch"):
+            warehouse.query("select one from scratch")
+        with pytest.raises(RuntimeError, match="fit failed"), warehouse.released():
+            raise RuntimeError("fit failed")
+        with warehouse.session():  # the outer session lost its connection: a nested one reopens it
+            warehouse.execute(lambda con: con.execute(scratch))
+        assert warehouse.query("select one from scratch")["one"].tolist() == [1], "shared, still open"
+    warehouse.renew_session()  # outside a session: nothing to renew
+    with pytest.raises(duckdb.CatalogException, match="scratch"):
+        warehouse.query("select one from scratch")

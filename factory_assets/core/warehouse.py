@@ -38,6 +38,13 @@ def _open_sessions() -> dict[Path, duckdb.DuckDBPyConnection]:
     return _THREAD.sessions
 
 
+def _active_sessions() -> set[Path]:
+    """The warehouse files the calling thread is inside a `session()` of (connection open or not)."""
+    if not hasattr(_THREAD, "active"):
+        _THREAD.active = set()
+    return _THREAD.active
+
+
 class WarehouseLockedError(RuntimeError):
     """The warehouse file stayed locked by another process through every retry."""
 
@@ -149,22 +156,40 @@ class Warehouse:
     def session(self) -> Iterator[None]:
         """Every call on this warehouse file inside the block, in this thread, shares one connection.
 
-        Opening and closing a connection costs ~20-30 ms, which dominated a cell's bookkeeping (a
-        stage made ~10-30 small reads and writes). A session holds DuckDB's file lock, which blocks
-        other processes: use it around a burst of warehouse calls, and wrap long work inside it
-        (a model fit, a report) in `released()`. Sessions nest; the outermost one closes.
+        Opening and closing a connection costs ~20-30 ms, and more as the catalog grows (see
+        `bench/bench_catalog.py`); a stage made ~10-30 small reads and writes per cell. A session
+        holds DuckDB's file lock, which blocks other processes: use it around a burst of warehouse
+        calls, and wrap long work inside it (a model fit, a report) in `released()`. Sessions nest;
+        the outermost one closes.
         """
-        sessions = _open_sessions()
-        if self.path in sessions:
+        sessions, active = _open_sessions(), _active_sessions()
+        if self.path in active:
+            if self.path not in sessions:  # a `released()` block raised and left it closed
+                sessions[self.path] = self._connect_with_retry()
             yield
             return
         sessions[self.path] = self._connect_with_retry()
+        active.add(self.path)
         try:
             yield
         finally:
+            active.discard(self.path)
             con = sessions.pop(self.path, None)
             if con is not None:
                 con.close()
+
+    def renew_session(self) -> None:
+        """Inside a session, replace its connection with a fresh one; outside one, do nothing.
+
+        For after a failure that may have broken the connection, or left it closed in `released()`.
+        """
+        if self.path not in _active_sessions():
+            return
+        sessions = _open_sessions()
+        con = sessions.pop(self.path, None)
+        if con is not None:
+            con.close()
+        sessions[self.path] = self._connect_with_retry()
 
     @contextmanager
     def released(self) -> Iterator[None]:
