@@ -64,8 +64,6 @@ from resources.landing import LandingResource
 MODELS = sorted(SPECS)
 MODEL_STAGES = ("challenger_model", "champion_model", "scores")
 CHECK_STAGES = ("sample_checks", "data_checker_2")
-SAMPLE_CHECKS = ("positives", "ordering", "disjoint")
-"""The `model_samples` checks of `prepare.py`: each reads the cell's `sample_facts`."""
 Work = Callable[[StageContext, str, str], object]
 
 
@@ -125,8 +123,7 @@ def _stages(ctx: StageContext, warehouse: Warehouse, store: ReleaseStore) -> dic
         "training_frame": ("data_checker_1", lambda c, m, x: build_training_frame(warehouse, m, SPECS[x], rid,
                                                                                   labels)),
         "model_samples": ("training_frame", lambda c, m, x: build_model_samples(warehouse, m, SPECS[x], rid)),
-        "sample_checks": ("model_samples",
-                          lambda c, m, x: [sample_facts(warehouse, m, x) for _ in SAMPLE_CHECKS]),
+        "sample_checks": ("model_samples", lambda c, m, x: sample_facts(warehouse, m, x)),
         "drift_report": ("model_samples", lambda c, m, x: measure_drift(c, SPECS[x], m, x)),
         "challenger_model": ("drift_report",
                              lambda c, m, x: train_challenger_if_triggered(c, SPECS[x], m, x)),

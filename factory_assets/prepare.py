@@ -90,39 +90,36 @@ def model_samples(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 Finding = Callable[[SampleFacts, Cell], str | None]
 
 
-def _sample_check(name: str, description: str, finding: Finding) -> dg.AssetChecksDefinition:
-    """A non-blocking check over every sampled cell of the run; `finding` says what is wrong, if anything."""
-
-    @dg.asset_check(
-        asset=model_samples,
-        name=name,
-        partitions_def=cell_partitions,
-        required_resource_keys={"warehouse"},
-        description=description,
-    )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        wh: Warehouse = context.resources.warehouse.get()
-        rows = []
-        for cell in cells_of(context):
+def _cell_rows(wh: Warehouse, cells: list[Cell], findings: dict[str, Finding]) -> dict[str, list[dict]]:
+    """Per check, a row per cell: pass / fail / not evaluated with the detail; facts read once a cell."""
+    rows: dict[str, list[dict]] = {name: [] for name in findings}
+    with wh.session():  # one connection for the step: each costs a catalog load
+        for cell in cells:
             outcome = cell_status.latest(wh, cell.market, cell.model, SAMPLES_STAGE)
             if outcome is None or outcome.status != "ok":
-                rows.append({"cell": str(cell), "result": "not evaluated", "detail": "stage not ok"})
+                skipped = {"cell": str(cell), "result": "not evaluated", "detail": "stage not ok"}
+                for name in findings:
+                    rows[name].append(dict(skipped))
                 continue
             facts = sample_facts(wh, cell.market, cell.model)
-            problem = finding(facts, cell)
             counts = ", ".join(f"{s} {facts.rows[s]} rows / {facts.positives[s]} pos" for s in facts.rows)
-            rows.append(
-                {"cell": str(cell), "result": "fail" if problem else "pass", "detail": problem or counts}
-            )
-        failed = [r["cell"] for r in rows if r["result"] == "fail"]
-        metadata = {
-            "cells_failed": len(failed),
-            "failed_cells": ", ".join(failed) or "(none)",
-            "cells": dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False)),
-        }
-        return dg.AssetCheckResult(passed=not failed, metadata=metadata)
+            for name, finding in findings.items():
+                problem = finding(facts, cell)
+                verdict = "fail" if problem else "pass"
+                rows[name].append({"cell": str(cell), "result": verdict, "detail": problem or counts})
+    return rows
 
-    return _check
+
+def _check_result(name: str, rows: list[dict]) -> dg.AssetCheckResult:
+    failed = [r["cell"] for r in rows if r["result"] == "fail"]
+    metadata = {
+        "cells_failed": len(failed),
+        "failed_cells": ", ".join(failed) or "(none)",
+        "cells": dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False)),
+    }
+    return dg.AssetCheckResult(
+        asset_key="model_samples", check_name=name, passed=not failed, metadata=metadata
+    )
 
 
 def _positives(facts: SampleFacts, cell: Cell) -> str | None:
@@ -146,19 +143,44 @@ def _disjoint(facts: SampleFacts, cell: Cell) -> str | None:
     )
 
 
-CHECKS = [
-    _sample_check(
-        "model_samples_positives_per_split",
+SAMPLE_CHECKS: dict[str, tuple[str, Finding]] = {
+    "model_samples_positives_per_split": (
         "Each split holds at least the spec's min_positives_per_split positives.",
         _positives,
     ),
-    _sample_check(
-        "model_samples_out_of_time",
+    "model_samples_out_of_time": (
         "Train and validation snapshots are strictly earlier than the test (unless cross-sectional).",
         _ordering,
     ),
-    _sample_check(
-        "model_samples_splits_disjoint", "No customer-snapshot is in two splits (or twice in one).", _disjoint
+    "model_samples_splits_disjoint": (
+        "No customer-snapshot is in two splits (or twice in one).",
+        _disjoint,
     ),
-]
+}
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            name=name, asset="model_samples", description=description, partitions_def=cell_partitions
+        )
+        for name, (description, _) in SAMPLE_CHECKS.items()
+    ],
+    name="model_samples_checks",
+    required_resource_keys={"warehouse"},
+)
+def model_samples_checks(context: dg.AssetCheckExecutionContext):
+    """The sample checks over every sampled cell of the run, non-blocking, each naming failing cells.
+
+    One step reads each cell's facts once for the three verdicts (three steps read them three
+    times: 0.35 s per cell and check on a 22 x 18 warehouse).
+    """
+    wh: Warehouse = context.resources.warehouse.get()
+    findings = {name: finding for name, (_, finding) in SAMPLE_CHECKS.items()}
+    rows = _cell_rows(wh, list(cells_of(context)), findings)
+    for name in SAMPLE_CHECKS:
+        yield _check_result(name, rows[name])
+
+
+CHECKS = [model_samples_checks]
 ASSETS = [training_frame, model_samples]

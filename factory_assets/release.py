@@ -129,17 +129,20 @@ def _evaluate_cells(
 ) -> tuple[dict[Cell, list[RuleResult]], list[dict[str, str]]]:
     evaluated: dict[Cell, list[RuleResult]] = {}
     not_evaluated: list[dict[str, str]] = []
-    for cell in cells_of(context):
-        problem = cell_status.upstream_problem(wh, cell.market, cell.model, UPSTREAM)
-        if problem is not None:
-            not_evaluated.append({"cell": str(cell), "reason": problem[:200]})
-            continue
-        try:
-            evaluated[cell] = evaluate_cell(wh, store, _spec(cell.model), cell.market, context.run.run_id)[1]
-        except Exception as exc:  # one unreadable cell must not hide the verdict on the others
-            context.log.exception(f"Data Checker 2 could not evaluate {cell}")
-            message = f"{type(exc).__name__}: {exc}"
-            evaluated[cell] = [RuleResult(rule, False, None, None, message) for rule in RULES]
+    with wh.session():  # one connection for the step, as in `run_cells`
+        for cell in cells_of(context):
+            problem = cell_status.upstream_problem(wh, cell.market, cell.model, UPSTREAM)
+            if problem is not None:
+                not_evaluated.append({"cell": str(cell), "reason": problem[:200]})
+                continue
+            try:
+                spec = _spec(cell.model)
+                evaluated[cell] = evaluate_cell(wh, store, spec, cell.market, context.run.run_id)[1]
+            except Exception as exc:  # one unreadable cell must not hide the verdict on the others
+                context.log.exception(f"Data Checker 2 could not evaluate {cell}")
+                wh.renew_session()  # the failure may have broken the connection
+                message = f"{type(exc).__name__}: {exc}"
+                evaluated[cell] = [RuleResult(rule, False, None, None, message) for rule in RULES]
     return evaluated, not_evaluated
 
 
