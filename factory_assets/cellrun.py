@@ -46,7 +46,9 @@ def run_cells(
     # it around fits and reports, where other processes get their turn.
     with warehouse.session():
         for cell in cells_of(context):
-            outcome = _run_cell(context, warehouse, stage, upstream, work, cell, cell_metadata)
+            outcome, metadata = _run_cell(context, warehouse, stage, upstream, work, cell)
+            if metadata is not None:
+                cell_metadata[cell] = metadata
             cell_status.record(warehouse, outcome, context.run_id)
             if outcome.status != "ok":
                 context.log.warning(f"{stage} {outcome.status} for cell {cell}: {outcome.message}")
@@ -76,21 +78,23 @@ def _run_cell(
     upstream: list[str],
     work: CellWork,
     cell: Cell,
-    cell_metadata: dict[Cell, Mapping[str, object]],
-) -> StageOutcome:
-    """Gate and work one cell inside the stage's session; a failure is caught, logged and returned."""
+) -> tuple[StageOutcome, Mapping[str, object] | None]:
+    """Gate and work one cell inside the stage's session: its outcome, and its metadata if it succeeded.
+
+    A failure is caught and logged, and becomes the outcome.
+    """
     problem = cell_status.upstream_problem(warehouse, cell.market, cell.model, upstream)
     if problem is not None:
-        return StageOutcome(cell.market, cell.model, stage, "skipped", problem)
+        return StageOutcome(cell.market, cell.model, stage, "skipped", problem), None
     try:
-        cell_metadata[cell] = work(cell)
-        return StageOutcome(cell.market, cell.model, stage, "ok")
+        metadata = work(cell)
+        return StageOutcome(cell.market, cell.model, stage, "ok"), metadata
     except Exception as exc:  # isolated per cell: recorded, logged, reported by the check
         context.log.exception(f"{stage} failed for cell {cell}")
         # The failure may have broken the session's connection (or left it closed, if it struck
         # inside `released()`): the next cell and this record get a fresh one.
         warehouse.renew_session()
-        return StageOutcome(cell.market, cell.model, stage, "failed", f"{type(exc).__name__}: {exc}")
+        return StageOutcome(cell.market, cell.model, stage, "failed", f"{type(exc).__name__}: {exc}"), None
 
 
 def cells_ok_spec(asset: str, stage: str) -> dg.AssetCheckSpec:

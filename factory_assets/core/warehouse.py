@@ -1,8 +1,9 @@
 """The DuckDB warehouse: short-lived connections, atomic per-partition writes, lock retries.
 
 DuckDB allows one writing process per file. Every public method opens a connection, does its work
-and closes it, so no connection is held while a model trains; a lock held by another process is
-retried with jittered exponential backoff and reported clearly when it persists.
+and closes it, unless the caller holds a `session()` (one connection for a burst of calls, as a
+stage step does), and no connection is held while a model trains (`released()`); a lock held by
+another process is retried with jittered exponential backoff and reported clearly when it persists.
 """
 
 from __future__ import annotations
