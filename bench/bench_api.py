@@ -35,9 +35,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from factory_assets.core.release_publish import publish
-from factory_assets.core.release_store import ReleaseStore
-from factory_assets.core.scoring import percentile_ranks
+from factory_assets.core.release.publish import publish
+from factory_assets.core.release.scoring import percentile_ranks
+from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.specs import OutputSpec
 
 MARKET, MODEL = "bench", "churn"

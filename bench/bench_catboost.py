@@ -22,12 +22,13 @@ import pandas as pd
 from catboost import CatBoostClassifier, Pool
 
 from factory_assets import ingest, prepare
-from factory_assets.core import metrics, prepared
-from factory_assets.core.demo_car import DemoConfig, write_landing
+from factory_assets.core.model import metrics
+from factory_assets.core.model.training import fit_challenger, model_frame, predict_sample_scale, split_frame
 from factory_assets.core.paths import FactoryPaths
+from factory_assets.core.prep import prepared
 from factory_assets.core.specs import ModelParams
-from factory_assets.core.training import fit_challenger, model_frame, predict_sample_scale, split_frame
 from factory_assets.core.warehouse import Warehouse
+from factory_assets.demo.car import DemoConfig, write_landing
 from factory_assets.partitions import Cell
 from resources import build_resources
 from resources.landing import LandingResource

@@ -33,30 +33,32 @@ import dagster as dg
 from catboost import CatBoostClassifier
 
 from factory_assets import factory, ingest, jobs, prepare, release
-from factory_assets.core import cell_status, prepared, registry, scoring, training
-from factory_assets.core import release_cell as release_cell_module
-from factory_assets.core import release_tables as tables
-from factory_assets.core.car_check_store import evaluate_market
-from factory_assets.core.car_ingest import collect_inputs, ingest_market
+from factory_assets.core import cell_status
+from factory_assets.core.car.check_store import evaluate_market
+from factory_assets.core.car.ingest import collect_inputs, ingest_market
 from factory_assets.core.cell_status import StageOutcome
 from factory_assets.core.contract import load_contract
-from factory_assets.core.demo_car import DemoConfig, write_landing
-from factory_assets.core.model_challenger import train_challenger_if_triggered
-from factory_assets.core.model_context import StageContext
-from factory_assets.core.model_decision import decide_champion
-from factory_assets.core.model_drift import measure_drift
-from factory_assets.core.model_store import ModelStore
+from factory_assets.core.model import registry, training
+from factory_assets.core.model.challenger import train_challenger_if_triggered
+from factory_assets.core.model.context import StageContext
+from factory_assets.core.model.decision import decide_champion
+from factory_assets.core.model.drift_stage import measure_drift
+from factory_assets.core.model.store import ModelStore
+from factory_assets.core.model.training import catboost_params, make_pool, model_frame, split_frame
 from factory_assets.core.paths import FactoryPaths
-from factory_assets.core.prep_checks import sample_facts
-from factory_assets.core.prep_frame import build_training_frame
-from factory_assets.core.prep_samples import build_model_samples
-from factory_assets.core.release_cell import evaluate_cell, release_cell
-from factory_assets.core.release_status_html import render_status_html
-from factory_assets.core.release_store import ReleaseStore, utc_now, write_atomic
-from factory_assets.core.scoring import score_cell
-from factory_assets.core.status import build_status, store_status
-from factory_assets.core.training import catboost_params, make_pool, model_frame, split_frame
+from factory_assets.core.prep import prepared
+from factory_assets.core.prep.checks import sample_facts
+from factory_assets.core.prep.frame import build_training_frame
+from factory_assets.core.prep.samples import build_model_samples
+from factory_assets.core.release import gate as release_cell_module
+from factory_assets.core.release import scoring, tables
+from factory_assets.core.release.gate import evaluate_cell, release_cell
+from factory_assets.core.release.scoring import score_cell
+from factory_assets.core.release.store import ReleaseStore, utc_now, write_atomic
+from factory_assets.core.status.grid import build_status, store_status
+from factory_assets.core.status.html import render_status_html
 from factory_assets.core.warehouse import Warehouse
+from factory_assets.demo.car import DemoConfig, write_landing
 from factory_assets.specs_registry import SPECS
 from resources import build_resources
 from resources.landing import LandingResource

@@ -24,15 +24,15 @@ from queue import Empty
 
 import common
 
-from factory_assets.core import prep_samples
-from factory_assets.core.car_ingest import prepare_snapshot
-from factory_assets.core.car_inputs import SnapshotInput
+from factory_assets.core.car.ingest import prepare_snapshot
+from factory_assets.core.car.inputs import SnapshotInput
 from factory_assets.core.contract import load_contract
-from factory_assets.core.demo_car import DemoConfig, generate_market
-from factory_assets.core.prep_frame import build_training_frame
-from factory_assets.core.prep_samples import build_model_samples
-from factory_assets.core.prep_sql import BUILD_MEMORY_LIMIT
+from factory_assets.core.prep import samples as prep_samples
+from factory_assets.core.prep.frame import build_training_frame
+from factory_assets.core.prep.samples import build_model_samples
+from factory_assets.core.prep.sql import BUILD_MEMORY_LIMIT
 from factory_assets.core.warehouse import Warehouse
+from factory_assets.demo.car import DemoConfig, generate_market
 from factory_assets.specs_registry import SPECS
 
 log = logging.getLogger("bench_prepare")

@@ -22,16 +22,16 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from factory_assets.core.demo_car import (
+from factory_assets.core.paths import DEFAULT_DATA_DIR, REPO_ROOT, FactoryPaths
+from factory_assets.core.status.grid import format_status_table
+from factory_assets.core.warehouse import Warehouse
+from factory_assets.demo.car import (
     DemoConfig,
     generate_market,
     snapshot_path,
     write_landing,
     write_snapshot,
 )
-from factory_assets.core.paths import DEFAULT_DATA_DIR, REPO_ROOT, FactoryPaths
-from factory_assets.core.status import format_status_table
-from factory_assets.core.warehouse import Warehouse
 
 log = logging.getLogger("factory")
 DEMO_MARKETS = {"uk": 12_000, "de": 8_000, "it": 5_000}
@@ -207,7 +207,7 @@ def demo(args: argparse.Namespace) -> None:
 
 def retention(args: argparse.Namespace) -> None:
     """Show (and with --apply, carry out) the retention plan; run it while no factory run is active."""
-    from factory_assets.core.retention import RetentionPolicy, apply_retention, plan_retention
+    from factory_assets.core.release.retention import RetentionPolicy, apply_retention, plan_retention
     from factory_assets.specs_registry import SPECS
 
     paths = _paths()

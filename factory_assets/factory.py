@@ -12,11 +12,11 @@ import dagster as dg
 import pandas as pd
 
 from factory_assets.cellrun import cells_ok_spec, run_cells
-from factory_assets.core.model_challenger import train_challenger_if_triggered
-from factory_assets.core.model_context import StageContext, StageReport
-from factory_assets.core.model_decision import decide_champion
-from factory_assets.core.model_drift import measure_drift
-from factory_assets.core.scoring import score_cell
+from factory_assets.core.model.challenger import train_challenger_if_triggered
+from factory_assets.core.model.context import StageContext, StageReport
+from factory_assets.core.model.decision import decide_champion
+from factory_assets.core.model.drift_stage import measure_drift
+from factory_assets.core.release.scoring import score_cell
 from factory_assets.core.specs import ModelSpec
 from factory_assets.partitions import Cell, cell_partitions
 from factory_assets.specs_registry import SPECS

@@ -8,10 +8,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from factory_assets.core import car_checks
-from factory_assets.core.car_check_store import evaluate_market, latest_snapshot, stored_result
-from factory_assets.core.car_checks import CarCheckThresholds, CheckResult
-from factory_assets.core.car_ingest import Rejection, car_table, collect_inputs, ingest_market, market_summary
+from factory_assets.core.car import checks as car_checks
+from factory_assets.core.car.check_store import evaluate_market, latest_snapshot, stored_result
+from factory_assets.core.car.checks import CarCheckThresholds, CheckResult
+from factory_assets.core.car.ingest import Rejection, car_table, collect_inputs, ingest_market, market_summary
 from factory_assets.core.contract import load_contract
 from factory_assets.partitions import markets_partitions
 from resources.landing import LandingResource

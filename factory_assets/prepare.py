@@ -14,9 +14,9 @@ import pandas as pd
 from factory_assets.cellrun import cells_ok_spec, run_cells
 from factory_assets.core import cell_status
 from factory_assets.core.contract import load_contract
-from factory_assets.core.prep_checks import SampleFacts, sample_facts
-from factory_assets.core.prep_frame import build_training_frame
-from factory_assets.core.prep_samples import build_model_samples
+from factory_assets.core.prep.checks import SampleFacts, sample_facts
+from factory_assets.core.prep.frame import build_training_frame
+from factory_assets.core.prep.samples import build_model_samples
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.partitions import Cell, cell_partitions, cells_of
 from factory_assets.specs_registry import SPECS

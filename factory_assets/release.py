@@ -15,12 +15,12 @@ import pandas as pd
 
 from factory_assets.cellrun import cells_ok_spec, run_cells
 from factory_assets.core import cell_status
-from factory_assets.core.release_cell import ReleaseOutcome, evaluate_cell, release_cell
-from factory_assets.core.release_status_html import render_status_html
-from factory_assets.core.release_store import ReleaseStore, utc_now, write_atomic
-from factory_assets.core.score_checks import RULES, RuleResult
+from factory_assets.core.release.gate import ReleaseOutcome, evaluate_cell, release_cell
+from factory_assets.core.release.score_checks import RULES, RuleResult
+from factory_assets.core.release.store import ReleaseStore, utc_now, write_atomic
 from factory_assets.core.specs import ModelSpec
-from factory_assets.core.status import build_status, format_status_table, store_status
+from factory_assets.core.status.grid import build_status, format_status_table, store_status
+from factory_assets.core.status.html import render_status_html
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.partitions import Cell, cell_partitions, cells_of, markets_partitions
 from factory_assets.specs_registry import SPECS

@@ -8,8 +8,8 @@ listed through an in-memory DuckDB only when its files change. The decision is
 
 import dagster as dg
 
-from factory_assets.core.car_external import ExternalCarSource, ExternalMappingError
-from factory_assets.core.car_watch import plan_tick
+from factory_assets.core.car.external import ExternalCarSource, ExternalMappingError
+from factory_assets.core.car.watch import plan_tick
 from factory_assets.ingest import car_ingest_job
 from factory_assets.partitions import markets_partitions
 from resources.landing import LandingResource

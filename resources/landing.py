@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from factory_assets.core.car_external import ExternalCarSource, load_external_mapping
-from factory_assets.core.car_source import LandingFolder
+from factory_assets.core.car.external import ExternalCarSource, load_external_mapping
+from factory_assets.core.car.source import LandingFolder
 
 
 class LandingResource(dg.ConfigurableResource):

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from factory_assets.core.model_store import ModelStore
+from factory_assets.core.model.store import ModelStore
 
 
 class ModelStoreResource(dg.ConfigurableResource):

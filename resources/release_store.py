@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from factory_assets.core.release_store import ReleaseStore
+from factory_assets.core.release.store import ReleaseStore
 
 
 class ReleaseStoreResource(dg.ConfigurableResource):

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from factory_assets.core.contract import load_contract
 from factory_assets.core.paths import DEFAULT_DATA_DIR
-from factory_assets.core.release_reader import (
+from factory_assets.core.release.reader import (
     LoadedRelease,
     ReleaseReader,
     ReleaseUnavailableError,

@@ -1,0 +1,222 @@
+"""Ingest a market's CAR snapshots into `car.<market>`: new or changed ones only, validated first.
+
+Each snapshot is one atomic replace of its `snapshot_date` rows. A snapshot that breaks the
+contract (or cannot be read) is not written, so the previous good data stays; it is returned as a
+`Rejection` naming the file and the rules, for Data Checker 1's contract check. Every attempt is
+recorded in `ops.car_files` with the file's content hash and the contract's hash, so an unchanged
+file under an unchanged contract is skipped on the next run (re-ingest is idempotent either way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow
+
+from factory_assets.core.car.inputs import (
+    Rejection,
+    SnapshotInput,
+    collect_inputs,
+    external_inputs,
+    landing_inputs,
+)
+from factory_assets.core.car.profile import query_if_exists, quote
+from factory_assets.core.car.source import CarReadError
+from factory_assets.core.contract import CarContract, ContractError, validate_car
+from factory_assets.core.warehouse import Warehouse, check_identifier, column_types
+
+__all__ = [
+    "LEDGER_TABLE",
+    "SOURCE_COLUMN",
+    "IngestReport",
+    "Rejection",
+    "SnapshotInput",
+    "car_table",
+    "collect_inputs",
+    "external_inputs",
+    "ingest_market",
+    "landing_inputs",
+    "market_summary",
+    "prepare_snapshot",
+    "write_snapshot",
+]
+LEDGER_TABLE = "ops.car_files"
+SOURCE_COLUMN = "_source_file"
+MAX_FAILURE_CASES = 20
+
+
+def car_table(market: str) -> str:
+    """The warehouse table holding a market's CAR (`car.<market>`)."""
+    return check_identifier(f"car.{market}")
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest of a market did."""
+
+    market: str
+    ingested: dict[dt.date, int] = field(default_factory=dict)
+    unchanged: list[dt.date] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def contract_hash(contract: CarContract) -> str:
+    """Hash of the contract: a changed contract re-validates every snapshot."""
+    return hashlib.sha256(contract.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def _failure_cases(exc: Exception) -> list[dict[str, str]]:
+    cause = exc.__cause__
+    if not isinstance(cause, pa.errors.SchemaErrors):
+        return []
+    cases = cause.failure_cases.head(MAX_FAILURE_CASES)
+    columns = [c for c in ("column", "check", "failure_case", "index") if c in cases.columns]
+    return [{c: str(row[c]) for c in columns} for _, row in cases.iterrows()]
+
+
+def prepare_snapshot(
+    frame: pd.DataFrame, contract: CarContract, item: SnapshotInput, today: dt.date | None = None
+) -> pd.DataFrame:
+    """Validate against the contract, check the dates match the file, add `_source_file`."""
+    validated = validate_car(frame.reset_index(drop=True), contract, item.source, today)
+    dates = sorted(pd.Timestamp(d).date() for d in validated[contract.date_key].dt.normalize().unique())
+    if dates != [item.snapshot_date]:
+        shown = ", ".join(str(d) for d in dates[:3])
+        raise ContractError(
+            f"{item.source}: column '{contract.date_key}' holds {shown}"
+            f"{' ...' if len(dates) > 3 else ''} but the file is for snapshot {item.snapshot_date}"
+        )
+    validated[contract.date_key] = validated[contract.date_key].astype(pd.ArrowDtype(pyarrow.date32()))
+    validated[SOURCE_COLUMN] = item.source
+    return validated
+
+
+def _add_missing_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[str]:
+    def alter(con: duckdb.DuckDBPyConnection) -> list[str]:
+        existing = set(column_types(con, table))
+        if not existing:
+            return []
+        con.register("_incoming_types", frame)
+        types = con.execute("describe select * from _incoming_types").fetchall()
+        added = [(column, dtype) for column, dtype, *_ in types if column not in existing]
+        for column, dtype in added:
+            con.execute(f"alter table {table} add column {quote(column)} {dtype}")
+        return [column for column, _ in added]
+
+    return warehouse.execute(alter)
+
+
+def write_snapshot(
+    warehouse: Warehouse, market: str, frame: pd.DataFrame, snapshot_date: dt.date, run_id: str
+) -> int:
+    """Atomically replace one snapshot of `car.<market>`; columns new to the table are added first."""
+    table = car_table(market)
+    _add_missing_columns(warehouse, table, frame)
+    return warehouse.replace_partition(table, frame, {"snapshot_date": snapshot_date}, run_id)
+
+
+def _ledger(warehouse: Warehouse, market: str) -> dict[dt.date, tuple[str, str, str]]:
+    sql = f"select snapshot_date, status, content_hash, contract_hash from {LEDGER_TABLE} where market = ?"
+    rows = query_if_exists(warehouse, LEDGER_TABLE, sql, [market])
+    if rows is None:
+        return {}
+    return {
+        pd.Timestamp(r.snapshot_date).date(): (r.status, r.content_hash, r.contract_hash)
+        for r in rows.itertuples()
+    }
+
+
+def _record(
+    warehouse: Warehouse,
+    item: SnapshotInput,
+    hashes: tuple[str, str],
+    outcome: tuple[str, str, int],
+    run_id: str,
+) -> None:
+    status, reason, rows = outcome
+    frame = pd.DataFrame(
+        [
+            {
+                "market": item.market,
+                "snapshot_date": item.snapshot_date,
+                "source_file": item.source,
+                "content_hash": hashes[0],
+                "contract_hash": hashes[1],
+                "status": status,
+                "reason": reason,
+                "rows": rows,
+            }
+        ]
+    )
+    partition = {"market": item.market, "snapshot_date": item.snapshot_date}
+    warehouse.replace_partition(LEDGER_TABLE, frame, partition, run_id)
+
+
+def _ingest_one(
+    warehouse: Warehouse, item: SnapshotInput, contract: CarContract, run_id: str, today: dt.date | None
+) -> int:
+    frame = prepare_snapshot(item.load(), contract, item, today)
+    try:
+        return write_snapshot(warehouse, item.market, frame, item.snapshot_date, run_id)
+    except duckdb.ConversionException as exc:
+        raise ContractError(
+            f"{item.source}: a column's values do not fit the type stored in {car_table(item.market)}: {exc}"
+        ) from exc
+
+
+def ingest_market(
+    warehouse: Warehouse,
+    market: str,
+    inputs: list[SnapshotInput],
+    contract: CarContract,
+    run_id: str,
+    today: dt.date | None = None,
+) -> IngestReport:
+    """Ingest the new or changed snapshots of one market; reject (and keep the old data of) bad ones."""
+    report = IngestReport(market)
+    ledger = _ledger(warehouse, market)
+    rules = contract_hash(contract)
+    for item in sorted(inputs, key=lambda i: i.snapshot_date):
+        content = item.content_hash()
+        if ledger.get(item.snapshot_date) == ("ingested", content, rules):
+            report.unchanged.append(item.snapshot_date)
+            continue
+        try:
+            rows = _ingest_one(warehouse, item, contract, run_id, today)
+        except (CarReadError, ContractError) as exc:
+            rejection = Rejection(item.source, str(exc), item.snapshot_date, _failure_cases(exc))
+            report.rejected.append(rejection)
+            _record(warehouse, item, (content, rules), ("rejected", str(exc), 0), run_id)
+            continue
+        report.ingested[item.snapshot_date] = rows
+        _record(warehouse, item, (content, rules), ("ingested", "", rows), run_id)
+    return report
+
+
+def market_summary(warehouse: Warehouse, market: str, customer_key: str = "customer_id") -> dict[str, object]:
+    """Snapshots held, rows, customers (latest snapshot and all time), first and last snapshot."""
+    table = car_table(market)
+    rows = query_if_exists(
+        warehouse,
+        table,
+        f"select count(distinct snapshot_date) as snapshots, count(*) as rows, "
+        f'count(distinct "{customer_key}") as customers, min(snapshot_date) as first, '
+        f"max(snapshot_date) as last, count(*) filter (where snapshot_date = "
+        f"(select max(snapshot_date) from {table})) as latest_rows from {table}",
+    )
+    if rows is None:
+        return {"snapshots_held": 0, "rows": 0, "customers_latest": 0, "customers_all_time": 0}
+    row = rows.iloc[0]
+    return {
+        "snapshots_held": int(row["snapshots"]),
+        "rows": int(row["rows"]),
+        "customers_latest": int(row["latest_rows"]),
+        "customers_all_time": int(row["customers"]),
+        "first_snapshot": str(pd.Timestamp(row["first"]).date()),
+        "last_snapshot": str(pd.Timestamp(row["last"]).date()),
+    }

@@ -1,0 +1,145 @@
+"""The challenger stage of one cell: evaluate the retrain triggers; train, test and register if one fires."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pandas as pd
+
+from factory_assets.core.model import metrics, registry
+from factory_assets.core.model.context import StageContext, StageReport
+from factory_assets.core.model.training import (
+    fit_challenger,
+    population_reference,
+    predict_sample_scale,
+    split_frame,
+)
+from factory_assets.core.model.triggers import ChampionFacts, TriggerResult, evaluate_triggers, explain, fired
+from factory_assets.core.prep import prepared
+from factory_assets.core.specs import ModelSpec
+
+
+def _triggers(
+    ctx: StageContext, spec: ModelSpec, market: str, model: str
+) -> tuple[str | None, list[TriggerResult]]:
+    champion = registry.current_champion(ctx.warehouse, market, model)
+    if champion is None:
+        return None, evaluate_triggers(None, None, None, [], ctx.now, spec.retrain)
+    record = registry.model_record(ctx.warehouse, market, model, champion.version)
+    facts = ChampionFacts(record.version, record.trained_at, record.test_auc, record.last_snapshot)
+    drift = registry.drift_row(ctx.warehouse, market, model)
+    drift_share = None
+    if (
+        drift is not None
+        and drift.get("champion_version") == record.version
+        and pd.notna(drift.get("drift_share"))
+    ):
+        drift_share = float(drift["drift_share"])
+    realised = registry.latest_realised_auc(ctx.warehouse, market, model, record.version)
+    labelled = prepared.labelled_snapshots(ctx.warehouse, market, model)
+    return record.version, evaluate_triggers(facts, drift_share, realised, labelled, ctx.now, spec.retrain)
+
+
+def _train(
+    ctx: StageContext,
+    spec: ModelSpec,
+    market: str,
+    model: str,
+    evaluation_id: str,
+    results: list[TriggerResult],
+) -> tuple[str, dict[str, Any]]:
+    cell = f"{market}/{model}"
+    with ctx.warehouse.session():
+        samples = prepared.load_model_samples(ctx.warehouse, market, model)
+    with ctx.warehouse.released():  # no connection held while fitting: other markets write
+        trained = fit_challenger(samples, spec.model, cell)
+    test = split_frame(samples, "test")
+    scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
+    test_metrics = metrics.evaluate(test["target"].to_numpy(dtype=int), scores, samples.beta)
+    version = ctx.store.save(trained.model)
+    with ctx.warehouse.session():
+        population = prepared.load_population(ctx.warehouse, market, model, trained.features)
+    reference_path, reference_sha = ctx.store.save_reference(
+        version, population_reference(population, trained.features, spec.sampling.seed)
+    )
+    row = {
+        "market": market,
+        "model": model,
+        "model_version": version,
+        "spec_hash": spec.spec_hash,
+        "trained_at": ctx.now,
+        "first_snapshot": samples.first_snapshot,
+        "last_snapshot": samples.last_snapshot,
+        "test_snapshots": registry.to_json([str(d) for d in samples.test_snapshots]),
+        "beta": float(samples.beta),
+        "cross_sectional": bool(samples.cross_sectional),
+        "features": registry.to_json(trained.features),
+        "categorical": registry.to_json(trained.categorical),
+        "params": registry.to_json(trained.params),
+        "seed": spec.model.seed,
+        "best_iteration": trained.best_iteration,
+        "metrics": registry.to_json(test_metrics),
+        "test_auc": float(test_metrics["auc"]),
+        "artefact_path": str(ctx.store.artefact_path(version)),
+        "reference_path": str(reference_path),
+        "reference_sha256": reference_sha,
+        "evaluation_id": evaluation_id,
+        "triggers": registry.to_json(fired(results)),
+    }
+    registry.write(ctx.warehouse, registry.MODELS, row, ctx.run_id)
+    return version, {**test_metrics, "best_iteration": trained.best_iteration, "beta": float(samples.beta)}
+
+
+def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> StageReport:
+    """Evaluate the retrain triggers; when one fires, train a challenger, test it out of time, register it.
+
+    Either way the evaluation (every trigger with its value, threshold and verdict) is stored in
+    `registry.retrain_evaluations`; the champion stage decides on the challenger it names.
+    """
+    with ctx.warehouse.session():
+        champion_version, results = _triggers(ctx, spec, market, model)
+    evaluation_id = uuid.uuid4().hex
+    reason = explain(results)
+    version, test_metrics = None, None
+    if fired(results):
+        version, test_metrics = _train(ctx, spec, market, model, evaluation_id, results)
+    registry.write(
+        ctx.warehouse,
+        registry.EVALUATIONS,
+        {
+            "evaluation_id": evaluation_id,
+            "market": market,
+            "model": model,
+            "evaluated_at": ctx.now,
+            "champion_version": champion_version,
+            "triggers": registry.to_json([r.as_dict() for r in results]),
+            "fired": registry.to_json(fired(results)),
+            "outcome": "trained" if version else "no_trigger",
+            "reason": reason,
+            "challenger_version": version,
+        },
+        ctx.run_id,
+    )
+    return _report(evaluation_id, results, reason, version, test_metrics)
+
+
+def _report(
+    evaluation_id: str,
+    results: list[TriggerResult],
+    reason: str,
+    version: str | None,
+    test_metrics: dict[str, Any] | None,
+) -> StageReport:
+    report: dict[str, object] = {
+        "outcome": "trained" if version else "no trigger fired: nothing trained",
+        "reason": reason,
+        "evaluation_id": evaluation_id,
+        "triggers": pd.DataFrame([r.as_dict() for r in results]),
+    }
+    if version and test_metrics:
+        report["challenger_version"] = version
+        summary = {k: v for k, v in test_metrics.items() if k != "calibration"}
+        report.update({f"test_{k}": round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
+        report["calibration"] = pd.DataFrame(test_metrics["calibration"])
+    return report

@@ -1,0 +1,156 @@
+"""CatBoost challengers: fit on train, early stopping on validation, predictions from a `Pool`.
+
+Categorical features go to CatBoost as `category` columns of strings, missing values as
+`MISSING_CATEGORY`; numeric features as float64 with NaN. Fits are seeded and use a fixed thread
+count, so the same sample and parameters give the same model (and the same content hash in the
+model store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier, Pool
+
+from factory_assets.core.specs import ModelParams
+
+if TYPE_CHECKING:
+    from factory_assets.core.prep.prepared import ModelSamples
+
+MISSING_CATEGORY = "__missing__"
+SPLITS = ("train", "validation", "test")
+REFERENCE_ROWS = 20_000
+"""Rows of the drift reference sample stored with each model (seeded, from the train split)."""
+
+
+class TrainingDataError(ValueError):
+    """A sample that cannot train or evaluate a model (an empty split, a single class)."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted challenger with what is needed to score and to register it."""
+
+    model: CatBoostClassifier
+    features: list[str]
+    categorical: list[str]
+    params: dict[str, Any]
+    best_iteration: int
+
+
+def catboost_params(params: ModelParams) -> dict[str, Any]:
+    """CatBoost constructor arguments from the spec's `model` block (seeded, fixed threads)."""
+    return {
+        "iterations": params.iterations,
+        "learning_rate": params.learning_rate,
+        "depth": params.depth,
+        "l2_leaf_reg": params.l2_leaf_reg,
+        "one_hot_max_size": params.one_hot_max_size,
+        "max_ctr_complexity": params.max_ctr_complexity,
+        "early_stopping_rounds": params.early_stopping_rounds,
+        "random_seed": params.seed,
+        "thread_count": params.thread_count,
+        "loss_function": "Logloss",
+        "use_best_model": True,
+        "allow_writing_files": False,
+        "verbose": False,
+    }
+
+
+def model_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The feature columns as CatBoost wants them: float64 numerics, categoricals as `category` dtype.
+
+    Categories are the values as strings, missing ones `MISSING_CATEGORY`. CatBoost hashes the
+    category strings either way, so the model is the same as from object strings; a `category`
+    column is hashed once per level instead of once per row (several times faster on populations).
+    """
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature columns {missing} are not in the frame")
+    columns: dict[str, object] = {}
+    for name in features:
+        column = frame[name]
+        if name in categorical:
+            columns[name] = _categories(column)
+        elif column.dtype == np.float64:
+            columns[name] = column.to_numpy()
+        else:
+            columns[name] = pd.to_numeric(column).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return pd.DataFrame(columns, index=frame.index, copy=False)
+
+
+def _categories(column: pd.Series) -> pd.Categorical:
+    values = column.astype("string").fillna(MISSING_CATEGORY)
+    codes, levels = pd.factorize(values, sort=True)
+    categories = pd.Index(np.asarray(levels, dtype=object), dtype=object)
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def make_pool(
+    frame: pd.DataFrame, features: list[str], categorical: list[str], with_label: bool = False
+) -> Pool:
+    """A CatBoost `Pool` of `frame` (label from `target`, weight from `weight` when `with_label`)."""
+    data = model_frame(frame, features, categorical)
+    cat = [c for c in features if c in categorical]
+    if not with_label:
+        return Pool(data, cat_features=cat)
+    weight = frame["weight"].to_numpy(dtype=float) if "weight" in frame.columns else None
+    return Pool(data, label=frame["target"].to_numpy(dtype=int), weight=weight, cat_features=cat)
+
+
+def split_frame(samples: ModelSamples, split: str) -> pd.DataFrame:
+    """The rows of one split of the sample."""
+    return samples.frame[samples.frame["split"] == split]
+
+
+def check_trainable(samples: ModelSamples, cell: str) -> None:
+    """Fail, naming the cell and split, when a split is empty or holds a single class."""
+    for split in SPLITS:
+        part = split_frame(samples, split)
+        classes = sorted(int(v) for v in part["target"].dropna().unique())
+        if classes != [0, 1]:
+            found = "no rows" if part.empty else f"only class {classes} in {len(part)} rows"
+            raise TrainingDataError(
+                f"{cell}: the {split} split holds {found}; a model needs positives and negatives in "
+                f"train, validation and test"
+            )
+
+
+def fit_challenger(samples: ModelSamples, params: ModelParams, cell: str) -> TrainedModel:
+    """Fit CatBoost on the train split with early stopping on the validation split."""
+    check_trainable(samples, cell)
+    features, categorical = list(samples.features), list(samples.categorical)
+    arguments = catboost_params(params)
+    model = CatBoostClassifier(**arguments)
+    model.fit(
+        make_pool(split_frame(samples, "train"), features, categorical, with_label=True),
+        eval_set=make_pool(split_frame(samples, "validation"), features, categorical, with_label=True),
+    )
+    return TrainedModel(model, features, categorical, arguments, int(model.get_best_iteration() or 0))
+
+
+def predict_sample_scale(
+    model: CatBoostClassifier, frame: pd.DataFrame, features: list[str], categorical: list[str]
+) -> np.ndarray:
+    """Model probabilities on the training-sample scale (before the beta correction)."""
+    if frame.empty:
+        return np.empty(0)
+    return model.predict_proba(make_pool(frame, features, categorical))[:, 1]
+
+
+def population_reference(
+    population: pd.DataFrame, features: list[str], seed: int, rows: int = REFERENCE_ROWS
+) -> pd.DataFrame:
+    """A seeded sample of the population the model scores on the day it is trained: the drift reference.
+
+    Drift then measures how the scoring population moved since training. A sample of the training
+    window instead would mix up to a year of trending features (tenure, filling history windows) and
+    make stable data look drifted, firing the retrain trigger on every run.
+    """
+    if population.empty:
+        raise ValueError("the scoring population is empty: no drift reference can be stored")
+    picked = population.sample(n=rows, random_state=seed) if len(population) > rows else population
+    return picked[["snapshot_date", *features]].reset_index(drop=True)

@@ -1,0 +1,183 @@
+"""The read API of the prepared data: what training, drift and scoring load from the prep stage.
+
+Frames come back in one convention: numeric features as float64 (NaN = missing), categorical
+features as Python strings with None for missing (object dtype), `snapshot_date` as
+datetime64, `target` as int64 in samples and nullable Int64 in populations (NULL = outcome not yet
+observable).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from factory_assets.core.prep.samples import SUMMARY_TABLE, sample_dates
+from factory_assets.core.prep.sql import (
+    CUSTOMER,
+    READ_MEMORY_LIMIT,
+    SNAPSHOT,
+    TARGET,
+    PrepError,
+    bounded,
+    kind_of,
+    quote,
+    samples_table,
+    tf_table,
+)
+from factory_assets.core.warehouse import Warehouse, column_types
+
+KEYS = [CUSTOMER, SNAPSHOT]
+
+
+@dataclass(frozen=True)
+class ModelSamples:
+    """A cell's sample: rows marked train / validation / test, the kept features and how it was drawn."""
+
+    frame: pd.DataFrame
+    """customer_id, snapshot_date, split, weight, target + feature columns."""
+    features: list[str]
+    """Kept features, in a stable order (the training frame's column order)."""
+    categorical: list[str]
+    """The subset of features that are categorical (strings; missing = None)."""
+    beta: float
+    """Kept fraction of negatives (1.0 = none dropped): p = beta*p_s / (beta*p_s - p_s + 1)."""
+    test_snapshots: list[dt.date]
+    first_snapshot: dt.date
+    last_snapshot: dt.date
+    cross_sectional: bool
+
+
+def training_frame_table(market: str, model: str) -> str:
+    """The training-frame table of a cell: `prep.tf__<market>__<model>`."""
+    return tf_table(market, model)
+
+
+def _columns(warehouse: Warehouse, table: str, what: str, cell: str) -> dict[str, str]:
+    columns = warehouse.execute(lambda con: column_types(con, table))
+    if not columns:
+        raise PrepError(f"{cell}: {table} does not exist ({what} has not run for this cell)")
+    return columns
+
+
+def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """Apply the module's dtype convention to `frame`, in place, converting only what differs."""
+    for name in frame.columns:
+        column = frame[name]
+        if name in (CUSTOMER, "split") or kind_of(types.get(name, "")) == "string":
+            frame[name] = column.astype(object).where(column.notna(), None)
+        elif name not in (SNAPSHOT, TARGET, "_run_id", "_written_at") and column.dtype != np.float64:
+            frame[name] = pd.to_numeric(column).astype(np.float64)
+    return frame
+
+
+def _column(values: pa.ChunkedArray) -> np.ndarray:
+    """One Arrow column in the module's convention: strings as objects with None, numbers as float64."""
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return values.to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_date(kind):
+        return values.to_pandas(date_as_object=False).to_numpy().astype("datetime64[us]")
+    return values.to_pandas().to_numpy()
+
+
+def _read(warehouse: Warehouse, sql: str, params: list[object] | None = None) -> pd.DataFrame:
+    """A query result in pandas, DuckDB's own memory bounded by `READ_MEMORY_LIMIT`.
+
+    The result travels as Arrow and each column is converted once into the convention (numbers
+    as float64 with NaN, strings as objects with None; other types as pandas makes them), instead
+    of DuckDB -> pandas -> convention, which cost several times the read on large populations.
+    """
+
+    def read(con: duckdb.DuckDBPyConnection) -> pa.Table:
+        bounded(con, READ_MEMORY_LIMIT, keep_order=True)
+        return con.sql(sql, params=params or None).to_arrow_table()
+
+    table = warehouse.execute(read)
+    # copy=False: the columns are fresh arrays; pandas' default copy would consolidate them (slow).
+    return pd.DataFrame({name: _column(table[name]) for name in table.column_names}, copy=False)
+
+
+def latest_snapshot(warehouse: Warehouse, market: str, model: str) -> dt.date:
+    """The latest snapshot of the cell's training frame (the scoring population's date)."""
+    table = tf_table(market, model)
+    _columns(warehouse, table, "training_frame", f"{market}/{model}")
+    value = warehouse.query(f"select max({SNAPSHOT}) as d from {table}").iloc[0]["d"]
+    if pd.isna(value):
+        raise PrepError(f"{market}/{model}: the training frame {table} is empty")
+    return pd.Timestamp(value).date()
+
+
+def labelled_snapshots(warehouse: Warehouse, market: str, model: str) -> list[dt.date]:
+    """Snapshots of the cell's training frame whose outcome is observed, ascending."""
+    table = tf_table(market, model)
+    _columns(warehouse, table, "training_frame", f"{market}/{model}")
+    frame = warehouse.query(
+        f"select distinct {SNAPSHOT} as d from {table} where {TARGET} is not null order by 1"
+    )
+    return [pd.Timestamp(d).date() for d in frame["d"]]
+
+
+def load_population(
+    warehouse: Warehouse, market: str, model: str, columns: list[str], snapshot_date: dt.date | None = None
+) -> pd.DataFrame:
+    """Eligible customers of one snapshot (latest if None): customer_id, snapshot_date, target + columns.
+
+    Raises naming the cell when a requested column is not in the training frame or the snapshot
+    is not in it.
+    """
+    cell, table = f"{market}/{model}", tf_table(market, model)
+    types = _columns(warehouse, table, "training_frame", cell)
+    missing = [c for c in columns if c not in types]
+    if missing:
+        raise PrepError(f"{cell}: column(s) {missing} are not in the training frame {table}")
+    day = snapshot_date or latest_snapshot(warehouse, market, model)
+    wanted = [c for c in dict.fromkeys(columns) if c not in (*KEYS, TARGET)]
+    select = ", ".join([*KEYS, TARGET, *(quote(c) for c in wanted)])
+    frame = _read(warehouse, f"select {select} from {table} where {SNAPSHOT} = ? order by {CUSTOMER}", [day])
+    if frame.empty:
+        days = warehouse.query(f"select min({SNAPSHOT}) as a, max({SNAPSHOT}) as b from {table}").iloc[0]
+        raise PrepError(f"{cell}: snapshot {day} is not in {table} (it holds {days['a']} .. {days['b']})")
+    frame[TARGET] = frame[TARGET].astype("Int64")
+    return conform(frame, types)
+
+
+def load_model_samples(
+    warehouse: Warehouse, market: str, model: str, splits: tuple[str, ...] | None = None
+) -> ModelSamples:
+    """The cell's sample with its features, beta and snapshots (as `model_samples` wrote them).
+
+    `splits` reads only those splits' rows (the champion stage needs just the test split).
+    """
+    cell, table = f"{market}/{model}", samples_table(market, model)
+    types = _columns(warehouse, table, "model_samples", cell)
+    summary = warehouse.query(
+        f"select * from {SUMMARY_TABLE} where market = ? and model = ?", [market, model]
+    )
+    if summary.empty:
+        raise PrepError(f"{cell}: no row in {SUMMARY_TABLE} (model_samples has not run for this cell)")
+    row = summary.iloc[0]
+    features, categorical = json.loads(row["features"]), json.loads(row["categorical"])
+    select = ", ".join([*KEYS, "split", "weight", TARGET, *(quote(f) for f in features)])
+    where, params = "", []
+    if splits is not None:
+        where, params = f"where split in ({', '.join('?' for _ in splits)})", list(splits)
+    frame = _read(warehouse, f"select {select} from {table} {where} order by {SNAPSHOT}, {CUSTOMER}", params)
+    frame[TARGET] = frame[TARGET].astype("int64")
+    return ModelSamples(
+        frame=conform(frame, types),
+        features=features,
+        categorical=categorical,
+        beta=float(row["beta"]),
+        test_snapshots=sample_dates(json.loads(row["test_snapshots"])),
+        first_snapshot=pd.Timestamp(row["first_snapshot"]).date(),
+        last_snapshot=pd.Timestamp(row["last_snapshot"]).date(),
+        cross_sectional=bool(row["cross_sectional"]),
+    )

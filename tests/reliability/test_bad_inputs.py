@@ -1,0 +1,407 @@
+"""The bad-input corpus: faulty CAR files and specs, each with its clear error, the cells it stops and proof
+that no released score changed.
+
+A released market (`rb`, `churn` released; `support.reliability.cached_clean_build`) is built once per
+session. Each CAR fault is applied to a full copy of it, as the next monthly snapshot (or as a restated
+old one), and the real stages run: `car_snapshots` with Data Checker 1, then the `rb/churn` cell from
+`training_frame` to `released_scores`. Each case states which guard catches the fault and the words the
+error must contain (the file or cell, the column or check, the rule). Afterwards the release files,
+the manifests, the release ledger and the registry must be exactly as before: the last good release
+stays in force.
+
+Spec faults are of two kinds: those the spec loader (`load_spec`, pydantic) refuses, naming the file
+and the field, and those only the CAR can reveal (a target value no customer holds, a column the CAR
+lacks), which fail the cell's `training_frame` with the cell and the cause while the release stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from support.reliability import (
+    MARKET,
+    MODEL,
+    MONTHS,
+    NEXT_MONTH,
+    START,
+    cached_clean_build,
+    copy_factory,
+    demo_config,
+    new_instance,
+    release_state,
+    run_cell,
+    run_ingest,
+    table_rows,
+)
+
+from factory_assets.core import cell_status
+from factory_assets.core.paths import DEFAULT_SPECS_DIR, FactoryPaths
+from factory_assets.core.specs import SpecError, load_spec
+from factory_assets.core.warehouse import Warehouse
+from factory_assets.demo.car import (
+    add_months,
+    generate_market,
+    snapshot_path,
+    write_snapshot,
+)
+from factory_assets.demo.faults import write_faulty_file
+from factory_assets.specs_registry import SPECS
+
+RESTATED = add_months(START, 4)
+"""An already ingested month that a faulty file tries to restate."""
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> FactoryPaths:
+    return cached_clean_build(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def months() -> dict[dt.date, pd.DataFrame]:
+    """Good frames of the built months and the two after them (seeded, as the build generated them)."""
+    return dict(generate_market(demo_config(months=MONTHS + 2), MARKET))
+
+
+@dataclass(frozen=True)
+class CarFault:
+    """One faulty CAR input: how to write it, the check that must catch it and what its message says."""
+
+    name: str
+    write: Callable[[Path, dict[dt.date, pd.DataFrame]], Path]
+    check: str
+    words: list[str] = field(default_factory=list)
+    names_file: bool = True
+    snapshot: dt.date = NEXT_MONTH
+
+
+def _kind(kind: str, file_format: str = "parquet", snapshot: dt.date = NEXT_MONTH):
+    return lambda landing, frames: write_faulty_file(
+        kind, landing, MARKET, snapshot, base=frames[snapshot], seed=1, file_format=file_format
+    )
+
+
+def _skip_a_month(landing: Path, frames: dict[dt.date, pd.DataFrame]) -> Path:
+    later = add_months(NEXT_MONTH, 1)
+    return write_snapshot(frames[later], snapshot_path(landing, MARKET, later, "parquet"))
+
+
+def _other_market_rows(landing: Path, frames: dict[dt.date, pd.DataFrame]) -> Path:
+    frame = frames[NEXT_MONTH].copy()
+    frame["customer_id"] = frame["customer_id"].str.replace("RB", "XX", regex=False)
+    return write_snapshot(frame, snapshot_path(landing, MARKET, NEXT_MONTH, "parquet"))
+
+
+def _date_mismatch(landing: Path, frames: dict[dt.date, pd.DataFrame]) -> Path:
+    frame = frames[NEXT_MONTH].copy()
+    frame.loc[frame.index[:10], "snapshot_date"] = pd.Timestamp(add_months(NEXT_MONTH, 1)).as_unit("us")
+    return write_snapshot(frame, snapshot_path(landing, MARKET, NEXT_MONTH, "parquet"))
+
+
+CAR_FAULTS = [
+    CarFault("missing_column", _kind("missing_column"), "contract", ["required column(s) missing: arpu"]),
+    CarFault("renamed_column", _kind("renamed_column"), "contract", ["missing: viewing_hours"]),
+    CarFault("wrong_type", _kind("wrong_type"), "contract", ["column 'sessions'", "'unknown'"]),
+    CarFault("duplicate_keys", _kind("duplicate_keys"), "contract", ["customer_id", "uniqueness"]),
+    CarFault("empty", _kind("empty"), "contract", ["holds no rows"]),
+    CarFault(
+        "truncated_parquet", _kind("truncated_parquet"), "contract", ["cannot read the file as parquet"]
+    ),
+    CarFault(
+        "bad_encoding_csv", _kind("bad_encoding_csv"), "contract", ["cannot read the file as csv", "utf-8"]
+    ),
+    CarFault(
+        "negative_counts",
+        _kind("negative_counts"),
+        "contract",
+        ["column 'support_calls'", "greater_than_or_equal_to(0.0)"],
+    ),
+    CarFault("future_date", _kind("future_date"), "contract", ["snapshot_date after"]),
+    CarFault("missing_column_csv", _kind("missing_column", "csv"), "contract", ["missing: arpu", ".csv"]),
+    CarFault("wrong_type_csv", _kind("wrong_type", "csv"), "contract", ["column 'sessions'"]),
+    CarFault(
+        "restated_month_missing_column",
+        _kind("missing_column", snapshot=RESTATED),
+        "contract",
+        ["missing: arpu"],
+        snapshot=RESTATED,
+    ),
+    CarFault("rows_of_another_date", _date_mismatch, "contract", ["snapshot_date"]),
+    CarFault(
+        "category_explosion",
+        _kind("category_explosion"),
+        "category_explosion",
+        ["region", "300 new levels"],
+        names_file=False,
+    ),
+    CarFault(
+        "volume_halved",
+        _kind("volume_halved"),
+        "customer_overlap",
+        ["customers of 2025-09-01 are in 2025-10-01"],
+        names_file=False,
+    ),
+    CarFault("customers_replaced", _other_market_rows, "customer_overlap", ["0.0%"], names_file=False),
+    CarFault(
+        "skipped_month",
+        _skip_a_month,
+        "continuity",
+        ["missing month(s) 2025-10"],
+        names_file=False,
+        snapshot=add_months(NEXT_MONTH, 1),
+    ),
+]
+
+
+def _failed_checks(warehouse: Warehouse) -> pd.DataFrame:
+    return warehouse.query(
+        'select snapshot_date, "check", severity, detail from ops.car_check_results where not passed'
+    )
+
+
+def _durable(paths: FactoryPaths) -> dict[str, object]:
+    """The release files and manifests, the release ledger and the registry: what must not move."""
+    wh = Warehouse(paths.warehouse)
+    return {
+        "release_files": release_state(paths),
+        "ledger": table_rows(wh, "release.releases", "*", "release_id"),
+        "models": table_rows(wh, "registry.models", "*", "model_version"),
+        "decisions": table_rows(wh, "registry.decisions", "*", "decision_id"),
+        "scores": table_rows(wh, "scores.scores", "*", "customer_id"),
+    }
+
+
+def _car_rows(paths: FactoryPaths, snapshot: dt.date) -> list[tuple]:
+    wh = Warehouse(paths.warehouse)
+    sql = (
+        f"select * exclude (_run_id, _written_at) from car.{MARKET} "
+        "where snapshot_date = ? order by customer_id"
+    )
+    frame = wh.query(sql, [snapshot])
+    return [tuple("<NA>" if pd.isna(v) else str(v) for v in row) for row in frame.itertuples(index=False)]
+
+
+@pytest.mark.parametrize("fault", CAR_FAULTS, ids=lambda f: f.name)
+def test_faulty_car_is_caught_stops_the_market_and_keeps_the_release(fault, released, months, tmp_path):
+    paths = copy_factory(released, tmp_path / "data")
+    before, restated_before = _durable(paths), _car_rows(paths, RESTATED)
+    bad_file = fault.write(paths.landing, months)
+
+    with new_instance() as instance:
+        ingest = run_ingest(paths, instance)
+        cell = run_cell(paths, instance)
+
+    wh = Warehouse(paths.warehouse)
+    assert ingest.success, "the ingest step stores what it can and reports the fault through the checks"
+    failed = _failed_checks(wh)
+    caught = failed[failed["check"] == fault.check]
+    assert len(caught) == 1, (
+        f"{fault.name}: expected check '{fault.check}' to fail, failed: {list(failed['check'])}"
+    )
+    detail = caught.iloc[0]["detail"]
+    for word in [*fault.words, *([bad_file.name] if fault.names_file else [])]:
+        assert word in detail, f"{fault.name}: '{word}' missing from the check's message: {detail[:600]}"
+    gate = cell_status.latest(wh, MARKET, cell_status.MARKET_WIDE, "data_checker_1")
+    assert gate.status == "failed" and fault.check in gate.message
+    # which cells stop: the gate is market-wide, so every model of the market is held at training_frame
+    for model in SPECS:
+        assert cell_status.upstream_problem(wh, MARKET, model, ["data_checker_1"]), model
+    assert not cell.success
+    frame = cell_status.latest(wh, MARKET, MODEL, "training_frame")
+    assert frame.status == "skipped" and "data_checker_1" in frame.message and fault.check in frame.message
+    assert _durable(paths) == before, (
+        f"{fault.name}: a release, the ledger, the registry or the scores changed"
+    )
+    assert _car_rows(paths, RESTATED) == restated_before, "a rejected file must not touch ingested data"
+    if fault.check == "contract":
+        assert not _car_rows(paths, fault.snapshot) or fault.snapshot == RESTATED, "rejected rows were stored"
+
+
+def test_all_null_feature_warns_and_nothing_unchecked_is_released(released, months, tmp_path):
+    """A nullable column null in every row passes the contract with a null-rate warning naming it.
+
+    Today the cell then stops at `drift_report` (Evidently refuses an all-null column; see
+    docs/reliability.md) and the release in force stays. Should the drift report learn to skip such
+    columns, the cell goes on: then anything released must have passed Data Checker 2.
+    """
+    paths = copy_factory(released, tmp_path / "data")
+    before = _durable(paths)
+    _kind("all_null_feature")(paths.landing, months)
+    with new_instance() as instance:
+        assert run_ingest(paths, instance).success
+        cell = run_cell(paths, instance)
+    wh = Warehouse(paths.warehouse)
+    failed = _failed_checks(wh).set_index("check")
+    assert failed.loc["null_rate", "severity"] == "warning"
+    assert "viewing_hours" in failed.loc["null_rate", "detail"]
+    assert cell_status.latest(wh, MARKET, cell_status.MARKET_WIDE, "data_checker_1").status == "ok"
+    drift = cell_status.latest(wh, MARKET, MODEL, "drift_report")
+    if drift.status == "failed":
+        assert not cell.success and "viewing_hours" in drift.message, drift
+        assert _durable(paths) == before
+        return
+    after = release_state(paths)
+    if after != before["release_files"]:
+        checks = wh.query("select passed from ops.score_check_results where market = ?", [MARKET])
+        assert checks["passed"].all(), "a release was published although Data Checker 2 failed"
+
+
+def test_half_written_file_is_ignored_until_complete(released, months, tmp_path):
+    paths = copy_factory(released, tmp_path / "data")
+    before = _durable(paths)
+    part = _kind("half_written")(paths.landing, months)
+    with new_instance() as instance:
+        assert run_ingest(paths, instance).success
+    wh = Warehouse(paths.warehouse)
+    assert part.name.endswith(".part") and _car_rows(paths, NEXT_MONTH) == []
+    assert _failed_checks(wh).empty
+    assert cell_status.latest(wh, MARKET, cell_status.MARKET_WIDE, "data_checker_1").status == "ok"
+    assert _durable(paths) == before
+
+
+# ---- specs -------------------------------------------------------------------------------------------
+
+CHURN = yaml.safe_load((DEFAULT_SPECS_DIR / "churn.yaml").read_text(encoding="utf-8"))
+
+
+def _with(**changes: object) -> dict[str, object]:
+    spec = yaml.safe_load(yaml.safe_dump(CHURN))
+    for dotted, value in changes.items():
+        node = spec
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return spec
+
+
+SPEC_FAULTS = {
+    "unknown_top_level_field": (_with(owner="me"), "owner", "Extra inputs are not permitted"),
+    "unknown_nested_field": (_with(target__horizn=2), "target.movement.horizn", "Extra inputs"),
+    "horizon_wrong_type": (_with(target__horizon="two"), "target.movement.horizon", "valid integer"),
+    "horizon_zero": (_with(target__horizon=0), "target.movement.horizon", "greater than or equal to 1"),
+    "horizon_too_far": (_with(target__horizon=99), "target.movement.horizon", "less than or equal to 24"),
+    "from_equals_to": (_with(target__to=["basic"]), "target.movement", "share ['basic']"),
+    "empty_from": (_with(target__from=[]), "target.movement.from", "at least 1 item"),
+    "unknown_target_kind": (_with(target={"kind": "regression", "column": "arpu"}), "target", "regression"),
+    "bad_population_op": (
+        _with(population=[{"column": "age", "op": "~", "value": 3}]),
+        "population.0.op",
+        "'=='",
+    ),
+    "validation_share_too_big": (
+        _with(sampling__validation_share=0.7),
+        "sampling.validation_share",
+        "less than 0.5",
+    ),
+    "negative_ratio": (
+        _with(sampling__negatives_per_positive=-1),
+        "sampling.negatives_per_positive",
+        "greater than 0",
+    ),
+    "leakage_auc_below_chance": (
+        _with(cleaning__leakage_auc=0.4),
+        "cleaning.leakage_auc",
+        "greater than 0.5",
+    ),
+    "unknown_aggregation": (
+        _with(features__history__aggregations=["median"]),
+        "features.history.aggregations.0",
+        "'mean'",
+    ),
+    "output_format_typo": (_with(output__format="probabilities"), "output.format", "'probability'"),
+    "name_differs_from_file": (_with(name="churn_v2"), "name", "differs from the file name"),
+    "bad_model_name": ({k: v for k, v in CHURN.items() if k != "name"}, "name", "must match"),
+}
+SPEC_FILE_NAMES = {"bad_model_name": "Churn-V2.yaml"}
+
+
+@pytest.mark.parametrize("case", sorted(SPEC_FAULTS), ids=str)
+def test_invalid_spec_is_refused_naming_the_file_and_field(case, tmp_path):
+    spec, field_name, reason = SPEC_FAULTS[case]
+    path = tmp_path / SPEC_FILE_NAMES.get(case, "churn.yaml")
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    message = str(error.value)
+    assert str(path) in message, message
+    assert f"field '{field_name}'" in message, message
+    assert reason in message, message
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("target: [unclosed", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("", "expected a mapping"),
+    ],
+    ids=["broken_yaml", "top_level_list", "empty_file"],
+)
+def test_unreadable_spec_is_refused_naming_the_file(payload, reason, tmp_path):
+    path = tmp_path / "churn.yaml"
+    path.write_text(payload, encoding="utf-8")
+    with pytest.raises(SpecError, match=reason) as error:
+        load_spec(path)
+    assert str(path) in str(error.value)
+
+
+DATA_SPEC_FAULTS = {
+    "target_value_nobody_holds": (
+        _with(target__from=["platinum"]),
+        ["rb/churn", "no labelled rows", "'from'"],
+    ),
+    "target_product_not_in_car": (
+        _with(target__product="no_such_col"),
+        ["rb/churn", "target.product", "no_such_col"],
+    ),
+    "label_column_not_binary": (
+        _with(target={"kind": "label", "column": "arpu", "horizon": 1}),
+        ["rb/churn", "'arpu'", "other than 0/1"],
+    ),
+    "horizon_beyond_the_data": (_with(target__horizon=24), ["rb/churn", "horizon 24", "beyond the data"]),
+    "feature_not_in_car": (
+        _with(features__include=["nope_col"]),
+        ["rb/churn", "features.include", "nope_col"],
+    ),
+    "population_column_not_in_car": (
+        _with(population=[{"column": "nope_col", "op": ">=", "value": 3}]),
+        ["rb/churn", "population filter", "nope_col"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def spec_copy(released, tmp_path_factory) -> FactoryPaths:
+    return copy_factory(released, tmp_path_factory.mktemp("spec_faults") / "data")
+
+
+@pytest.mark.parametrize("case", sorted(DATA_SPEC_FAULTS), ids=str)
+def test_spec_impossible_on_the_car_fails_the_cell_and_keeps_the_release(
+    case, spec_copy, tmp_path, monkeypatch
+):
+    raw, words = DATA_SPEC_FAULTS[case]
+    path = tmp_path / "churn.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setitem(SPECS, MODEL, load_spec(path))  # valid as a spec: only the CAR shows it is wrong
+    before = _durable(spec_copy)
+    with new_instance() as instance:
+        result = run_cell(spec_copy, instance)
+    wh = Warehouse(spec_copy.warehouse)
+    outcome = cell_status.latest(wh, MARKET, MODEL, "training_frame")
+    assert not result.success
+    assert outcome.status == "failed", outcome
+    for word in words:
+        assert word in outcome.message, f"{case}: '{word}' missing from: {outcome.message[:400]}"
+    assert _durable(spec_copy) == before
+
+
+def test_corpus_size():
+    """The corpus holds at least 25 faulty inputs (CAR files and specs)."""
+    total = len(CAR_FAULTS) + 2 + len(SPEC_FAULTS) + 3 + len(DATA_SPEC_FAULTS)
+    assert total >= 25, total

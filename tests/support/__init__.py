@@ -1,0 +1,1 @@
+"""Helpers used only by the tests: small seeded CARs and synthetic model frames."""
