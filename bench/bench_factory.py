@@ -37,14 +37,15 @@ from factory_assets.core import cell_status
 from factory_assets.core.car.check_store import evaluate_market
 from factory_assets.core.car.ingest import collect_inputs, ingest_market
 from factory_assets.core.cell_status import StageOutcome
+from factory_assets.core.clock import utc_now
 from factory_assets.core.contract import load_contract
 from factory_assets.core.model import registry, training
 from factory_assets.core.model.challenger import train_challenger_if_triggered
-from factory_assets.core.model.context import StageContext
 from factory_assets.core.model.decision import decide_champion
 from factory_assets.core.model.drift_stage import measure_drift
 from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import catboost_params, make_pool, model_frame, split_frame
+from factory_assets.core.names import frame_table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.prep import prepared
 from factory_assets.core.prep.checks import sample_facts
@@ -54,7 +55,8 @@ from factory_assets.core.release import gate as release_cell_module
 from factory_assets.core.release import scoring, tables
 from factory_assets.core.release.gate import evaluate_cell, release_cell
 from factory_assets.core.release.scoring import score_cell
-from factory_assets.core.release.store import ReleaseStore, utc_now, write_atomic
+from factory_assets.core.release.store import ReleaseStore, write_atomic
+from factory_assets.core.stage import StageContext
 from factory_assets.core.status.grid import build_status, store_status
 from factory_assets.core.status.html import render_status_html
 from factory_assets.core.warehouse import Warehouse
@@ -126,13 +128,13 @@ def _stages(ctx: StageContext, warehouse: Warehouse, store: ReleaseStore) -> dic
                                                                                   labels)),
         "model_samples": ("training_frame", lambda c, m, x: build_model_samples(warehouse, m, SPECS[x], rid)),
         "sample_checks": ("model_samples", lambda c, m, x: sample_facts(warehouse, m, x)),
-        "drift_report": ("model_samples", lambda c, m, x: measure_drift(c, SPECS[x], m, x)),
+        "drift_report": ("model_samples", lambda c, m, x: measure_drift(c, SPECS[x], m)),
         "challenger_model": ("drift_report",
-                             lambda c, m, x: train_challenger_if_triggered(c, SPECS[x], m, x)),
-        "champion_model": ("challenger_model", lambda c, m, x: decide_champion(c, SPECS[x], m, x)),
-        "scores": ("champion_model", lambda c, m, x: score_cell(c, m, x)),
+                             lambda c, m, x: train_challenger_if_triggered(c, SPECS[x], m)),
+        "champion_model": ("challenger_model", lambda c, m, x: decide_champion(c, SPECS[x], m)),
+        "scores": ("champion_model", lambda c, m, x: score_cell(c, SPECS[x], m)),
         "data_checker_2": ("scores", lambda c, m, x: evaluate_cell(warehouse, store, SPECS[x], m, rid)),
-        "released_scores": ("scores", lambda c, m, x: release_cell(warehouse, store, SPECS[x], m, rid)),
+        "released_scores": ("scores", lambda c, m, x: release_cell(c, SPECS[x], m)),
     }  # fmt: skip
 
 
@@ -142,7 +144,7 @@ class PlainFactory:
     def __init__(self, paths: FactoryPaths) -> None:
         self.paths, self.contract, run_id = paths, load_contract(), "plain"
         self.warehouse = Warehouse(paths.warehouse)
-        self.ctx = StageContext(self.warehouse, ModelStore(paths.models), paths.reports, run_id)
+        self.ctx = StageContext(self.warehouse, paths.models, paths.reports, paths.releases, run_id)
         self.stages = _stages(self.ctx, self.warehouse, ReleaseStore(paths.releases))
         self.folder = LandingResource(landing_dir=str(paths.landing), settle_seconds=0).folder()
         self.per_stage: dict[str, float] = defaultdict(float)
@@ -188,7 +190,7 @@ def enlarge_population(warehouse: Warehouse, market: str, copies: int) -> None:
     training at that size; the model scores the copies like any customer.
     """
     for model in MODELS:
-        table = prepared.tf_table(market, model)
+        table = frame_table(market, model)
         warehouse.execute(
             lambda con, t=table: con.execute(
                 f"insert into {t} by name select f.* replace (f.customer_id || '-r' || r.i as customer_id) "
@@ -258,15 +260,15 @@ def scoring_throughput(
     Also returns the end-to-end time split into phases, summed over the cells.
     """
     warehouse = Warehouse(paths.warehouse)
-    ctx = StageContext(warehouse, ModelStore(paths.models), paths.reports, "throughput")
-    fresh = ReleaseStore(root / "throughput_releases")
+    fresh = root / "throughput_releases"
+    ctx = StageContext(warehouse, paths.models, paths.reports, fresh, "throughput")
     rows: list[dict[str, object]] = []
     total = 0.0
     with phase_timer(SCORING_PHASES) as spent:
         for model in MODELS:
             with common.Timer() as end_to_end:
-                score_cell(ctx, market, model)
-                outcome = release_cell(warehouse, fresh, SPECS[model], market, "throughput")
+                score_cell(ctx, SPECS[model], market)
+                outcome = release_cell(ctx, SPECS[model], market)
             total += end_to_end.seconds
             row = {"cell": f"{market}/{model}", "release": outcome.status, "end_to_end_s": end_to_end.seconds}
             rows.append(row)

@@ -9,18 +9,26 @@ fails only when no cell succeeded, so a single-cell run fails loudly and a range
 delivers its good cells.
 """
 
-
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from factory_assets.core import cell_status
 from factory_assets.core.cell_status import StageOutcome
+from factory_assets.core.contract import load_contract
+from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.partitions import Cell, cells_of
+from factory_assets.specs_registry import SPECS
 
 CellWork = Callable[[Cell], Mapping[str, object]]
+CellStage = Callable[[StageContext, ModelSpec, str], StageReport]
+"""Every per-cell stage of the core: `stage(ctx, spec, market) -> report`."""
+STAGE_RESOURCES = {"warehouse", "model_store", "reports", "release_store"}
+"""The resources a `StageContext` is built from; every stage asset requires them."""
 
 
 class StageFailedError(RuntimeError):
@@ -29,6 +37,53 @@ class StageFailedError(RuntimeError):
 
 def _table(rows: list[dict[str, str]]) -> dg.MetadataValue:
     return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False))
+
+
+def to_metadata(report: StageReport) -> dict[str, object]:
+    """A stage report as Dagster metadata, the one place the core's reports are rendered.
+
+    Files become paths, tables Markdown (an empty table reads "(none)"), mappings and lists JSON,
+    the rest stays as it is.
+    """
+    metadata: dict[str, object] = {}
+    for key, value in report.items():
+        if isinstance(value, Path):
+            metadata[key] = dg.MetadataValue.path(str(value))
+        elif isinstance(value, pd.DataFrame):
+            metadata[key] = dg.MetadataValue.md(value.to_markdown(index=False) if len(value) else "(none)")
+        elif isinstance(value, Mapping | list):
+            metadata[key] = dg.MetadataValue.json(value)
+        else:
+            metadata[key] = value
+    return metadata
+
+
+def stage_context(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> StageContext:
+    """The run's `StageContext`, built from the resources in `STAGE_RESOURCES`."""
+    resources = context.resources
+    labels = frozenset(name for name, rule in load_contract().columns.items() if rule.role == "label")
+    return StageContext(
+        warehouse=resources.warehouse.get(),
+        models_dir=Path(resources.model_store.root),
+        reports_dir=Path(resources.reports.root),
+        releases_dir=Path(resources.release_store.root),
+        run_id=context.run.run_id,
+        label_columns=labels,
+    )
+
+
+def run_stage(
+    context: dg.AssetExecutionContext, stage: str, upstream: list[str], work: CellStage
+) -> dg.MaterializeResult:
+    """`run_cells` for a core stage of the standard shape, its reports rendered by `to_metadata`."""
+    ctx = stage_context(context)
+    return run_cells(
+        context,
+        ctx.warehouse,
+        stage,
+        upstream,
+        lambda cell: to_metadata(work(ctx, SPECS[cell.model], cell.market)),
+    )
 
 
 def run_cells(

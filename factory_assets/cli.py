@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from factory_assets.core.names import Table
 from factory_assets.core.paths import DEFAULT_DATA_DIR, REPO_ROOT, FactoryPaths
 from factory_assets.core.status.grid import format_status_table
 from factory_assets.core.warehouse import Warehouse
@@ -165,7 +166,7 @@ def print_runs(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> None:
 def print_status(paths: FactoryPaths) -> None:
     """Print the market x model grid stored by `factory_status`."""
     warehouse = Warehouse(paths.warehouse)
-    if not warehouse.table_exists("ops.factory_status"):
+    if not warehouse.table_exists(Table.FACTORY_STATUS):
         print("no status grid yet")
         return
     print(format_status_table(warehouse.query("select * from ops.factory_status")))

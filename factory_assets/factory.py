@@ -1,68 +1,25 @@
 """The model factory stages, per market x model cell: drift, challenger, champion, scores.
 
-`drift_report` -> `challenger_model` -> `champion_model` -> `scores`, each a thin shell over the
-pure core (`factory_assets.core.model_*`, `scoring`): decode the cells of the run, call the core per
-cell through `run_cells` (one failing cell does not hold back its row), return the audit metadata.
+`drift_report` -> `challenger_model` -> `champion_model` -> `scores`, each a thin shell over a core
+stage of the standard shape (`core.model`, `core.release.scoring`): `run_stage` decodes the cells of
+the run, calls the stage per cell (one failing cell does not hold back its row) and renders its
+report as the audit metadata.
 """
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
-
 import dagster as dg
-import pandas as pd
 
-from factory_assets.cellrun import cells_ok_spec, run_cells
+from factory_assets.cellrun import STAGE_RESOURCES, CellStage, cells_ok_spec, run_stage
 from factory_assets.core.model.challenger import train_challenger_if_triggered
-from factory_assets.core.model.context import StageContext, StageReport
 from factory_assets.core.model.decision import decide_champion
 from factory_assets.core.model.drift_stage import measure_drift
+from factory_assets.core.names import Stage
 from factory_assets.core.release.scoring import score_cell
-from factory_assets.core.specs import ModelSpec
-from factory_assets.partitions import Cell, cell_partitions
-from factory_assets.specs_registry import SPECS
-from resources.model_store import ModelStoreResource
-from resources.reports import ReportStoreResource
-from resources.warehouse import WarehouseResource
+from factory_assets.partitions import cell_partitions
 
 GROUP = "factory"
-Stage = Callable[[StageContext, ModelSpec, Cell], StageReport]
 
 
-def to_metadata(report: StageReport) -> dict[str, object]:
-    """A stage report as Dagster metadata: files as paths, tables as markdown, the rest as values or JSON."""
-    metadata: dict[str, object] = {}
-    for key, value in report.items():
-        if isinstance(value, Path):
-            metadata[key] = dg.MetadataValue.path(str(value))
-        elif isinstance(value, pd.DataFrame):
-            metadata[key] = dg.MetadataValue.md(value.to_markdown(index=False))
-        elif isinstance(value, Mapping | list):
-            metadata[key] = dg.MetadataValue.json(value)
-        else:
-            metadata[key] = value
-    return metadata
-
-
-def _run(
-    context: dg.AssetExecutionContext,
-    stage: str,
-    upstream: str,
-    work: Stage,
-    warehouse: WarehouseResource,
-    model_store: ModelStoreResource,
-    reports: ReportStoreResource,
-) -> dg.MaterializeResult:
-    ctx = StageContext(warehouse.get(), model_store.get(), Path(reports.root), context.run_id)
-    return run_cells(
-        context,
-        ctx.warehouse,
-        stage,
-        [upstream],
-        lambda cell: to_metadata(work(ctx, SPECS[cell.model], cell)),
-    )
-
-
-def _stage_asset(name: str, upstream: str, kinds: set[str], work: Stage, doc: str) -> dg.AssetsDefinition:
+def _stage_asset(name: str, upstream: str, kinds: set[str], work: CellStage, doc: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         partitions_def=cell_partitions,
@@ -72,33 +29,29 @@ def _stage_asset(name: str, upstream: str, kinds: set[str], work: Stage, doc: st
         kinds=kinds,
         description=doc,
         check_specs=[cells_ok_spec(name, name)],
+        required_resource_keys=STAGE_RESOURCES,
     )
-    def _asset(
-        context: dg.AssetExecutionContext,
-        warehouse: WarehouseResource,
-        model_store: ModelStoreResource,
-        reports: ReportStoreResource,
-    ) -> dg.MaterializeResult:
-        return _run(context, name, upstream, work, warehouse, model_store, reports)
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return run_stage(context, name, [upstream], work)
 
     return _asset
 
 
 drift_report = _stage_asset(
-    "drift_report",
-    "model_samples",
+    Stage.DRIFT_REPORT,
+    Stage.MODEL_SAMPLES,
     {"evidently", "duckdb"},
-    lambda ctx, spec, cell: measure_drift(ctx, spec, cell.market, cell.model),
+    measure_drift,
     "Feature drift of today's scoring population against the champion's training reference: PSI per "
     "feature, the share of drifted features (a retrain trigger) and an Evidently HTML report "
     "(`reports/drift/<market>/<model>/<snapshot>.html`). Stored in `factory.drift`. Without a "
     "champion there is nothing to compare, and the report says so.",
 )
 challenger_model = _stage_asset(
-    "challenger_model",
-    "drift_report",
+    Stage.CHALLENGER_MODEL,
+    Stage.DRIFT_REPORT,
     {"catboost", "duckdb"},
-    lambda ctx, spec, cell: train_challenger_if_triggered(ctx, spec, cell.market, cell.model),
+    train_challenger_if_triggered,
     "Retrain triggers (no champion, drift share, champion age, realised-performance decay, new "
     "labelled snapshots), each with its value and threshold. When one fires: a seeded CatBoost "
     "challenger, early-stopped on validation, tested out of time (AUC, PR-AUC, log-loss, top-decile "
@@ -106,10 +59,10 @@ challenger_model = _stage_asset(
     "registered in `registry.models`. Every evaluation is kept in `registry.retrain_evaluations`.",
 )
 champion_model = _stage_asset(
-    "champion_model",
-    "challenger_model",
+    Stage.CHAMPION_MODEL,
+    Stage.CHALLENGER_MODEL,
     {"catboost", "duckdb"},
-    lambda ctx, spec, cell: decide_champion(ctx, spec, cell.market, cell.model),
+    decide_champion,
     "The champion decision on the new challenger: both models scored on the challenger's "
     "out-of-time test; promote (no champion), replace (AUC uplift with DeLong significance and "
     "minimum quality), veto (top-decile lift drop) or keep, by the spec's versioned replacement "
@@ -117,10 +70,10 @@ champion_model = _stage_asset(
     "reason; the champion is the live version of the latest decision.",
 )
 scores = _stage_asset(
-    "scores",
-    "champion_model",
+    Stage.SCORES,
+    Stage.CHAMPION_MODEL,
     {"catboost", "duckdb"},
-    lambda ctx, spec, cell: score_cell(ctx, cell.market, cell.model),
+    score_cell,
     "The latest snapshot's eligible customers scored by the champion: raw score, probability "
     "corrected for the sampling ratio, percentile rank and decile (decile 1 = top 10%), with lineage "
     "(model version, decision id, snapshot, run). Replaces the cell's rows in `scores.scores`, keeps "

@@ -11,8 +11,9 @@ from pydantic import Field
 from factory_assets.core.car import checks as car_checks
 from factory_assets.core.car.check_store import evaluate_market, latest_snapshot, stored_result
 from factory_assets.core.car.checks import CarCheckThresholds, CheckResult
-from factory_assets.core.car.ingest import Rejection, car_table, collect_inputs, ingest_market, market_summary
+from factory_assets.core.car.ingest import Rejection, collect_inputs, ingest_market, market_summary
 from factory_assets.core.contract import load_contract
+from factory_assets.core.names import Stage, car_table
 from factory_assets.partitions import markets_partitions
 from resources.landing import LandingResource
 from resources.warehouse import WarehouseResource
@@ -100,7 +101,7 @@ def car_snapshots(
     )
     metadata |= {
         "checked_snapshot": str(checked),
-        "data_checker_1": gate.status,
+        Stage.DATA_CHECKER_1: gate.status,
         "gate_message": gate.message,
     }
     metadata["checks"] = _check_metadata(results)

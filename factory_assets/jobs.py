@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from factory_assets.core.names import FACTORY_STATUS_ASSET, Stage
 from factory_assets.partitions import cell_partitions, market_row_range
 
-ROW_SELECTION = dg.AssetSelection.groups("prepare", "factory") | dg.AssetSelection.assets("released_scores")
+ROW_SELECTION = dg.AssetSelection.groups("prepare", "factory") | dg.AssetSelection.assets(
+    Stage.RELEASED_SCORES
+)
 
 factory_row_job = dg.define_asset_job(
     "factory_row_job",
@@ -17,20 +20,20 @@ factory_row_job = dg.define_asset_job(
 retrain_job = dg.define_asset_job(
     "retrain_job",
     selection=dg.AssetSelection.assets(
-        "drift_report", "challenger_model", "champion_model", "scores", "released_scores"
+        Stage.DRIFT_REPORT, Stage.CHALLENGER_MODEL, Stage.CHAMPION_MODEL, Stage.SCORES, Stage.RELEASED_SCORES
     ),
     partitions_def=cell_partitions,
     description="Re-evaluate retrain triggers on the prepared data, then decide, score and release.",
 )
 scoring_job = dg.define_asset_job(
     "scoring_job",
-    selection=dg.AssetSelection.assets("scores", "released_scores"),
+    selection=dg.AssetSelection.assets(Stage.SCORES, Stage.RELEASED_SCORES),
     partitions_def=cell_partitions,
     description="Score the latest snapshot with the current champions and release what passes.",
 )
 factory_status_job = dg.define_asset_job(
     "factory_status_job",
-    selection=dg.AssetSelection.assets("factory_status"),
+    selection=dg.AssetSelection.assets(FACTORY_STATUS_ASSET),
     description="Rebuild the market x model status grid.",
 )
 

@@ -11,19 +11,17 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from factory_assets.cellrun import cells_ok_spec, run_cells
+from factory_assets.cellrun import STAGE_RESOURCES, cells_ok_spec, run_stage
 from factory_assets.core import cell_status
-from factory_assets.core.contract import load_contract
+from factory_assets.core.names import Stage
 from factory_assets.core.prep.checks import SampleFacts, sample_facts
-from factory_assets.core.prep.frame import build_training_frame
-from factory_assets.core.prep.samples import build_model_samples
+from factory_assets.core.prep.frame import training_frame_stage
+from factory_assets.core.prep.samples import model_samples_stage
+from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.partitions import Cell, cell_partitions, cells_of
 from factory_assets.specs_registry import SPECS
-from resources.warehouse import WarehouseResource
-
-FRAME_STAGE = "training_frame"
-SAMPLES_STAGE = "model_samples"
 
 
 @dg.asset(
@@ -34,9 +32,10 @@ SAMPLES_STAGE = "model_samples"
         dg.AssetDep("car_snapshots", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("market"))
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[cells_ok_spec("training_frame", FRAME_STAGE)],
+    check_specs=[cells_ok_spec(Stage.TRAINING_FRAME, Stage.TRAINING_FRAME)],
+    required_resource_keys=STAGE_RESOURCES,
 )
-def training_frame(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def training_frame(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """One row per eligible customer x snapshot with the target and candidate features.
 
     Target from the spec (a product movement `horizon` months on, or a label column); NULL where
@@ -46,18 +45,14 @@ def training_frame(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     levels) and kept, dropped or grouped, with the reason, in `prep.variable_decisions`.
     Table: `prep.tf__<market>__<model>`.
     """
-    wh = warehouse.get()
-    labels = frozenset(name for name, rule in load_contract().columns.items() if rule.role == "label")
 
-    def work(cell: Cell) -> dict[str, object]:
-        summary = build_training_frame(wh, cell.market, SPECS[cell.model], context.run_id, labels)
-        metadata = summary.metadata()
-        if metadata["positives"] == 0:
-            context.log.warning(f"training_frame {cell}: the labelled rows hold no positive")
-        metadata["dropped_variables"] = dg.MetadataValue.md(str(metadata["dropped_variables"]))
-        return metadata
+    def work(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
+        report = training_frame_stage(ctx, spec, market)
+        if report["positives"] == 0:
+            context.log.warning(f"training_frame {market}/{spec.name}: the labelled rows hold no positive")
+        return report
 
-    return run_cells(context, wh, FRAME_STAGE, ["data_checker_1"], work)
+    return run_stage(context, Stage.TRAINING_FRAME, [Stage.DATA_CHECKER_1], work)
 
 
 @dg.asset(
@@ -66,9 +61,10 @@ def training_frame(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     kinds={"duckdb"},
     deps=[training_frame],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[cells_ok_spec("model_samples", SAMPLES_STAGE)],
+    check_specs=[cells_ok_spec(Stage.MODEL_SAMPLES, Stage.MODEL_SAMPLES)],
+    required_resource_keys=STAGE_RESOURCES,
 )
-def model_samples(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def model_samples(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The cell's training sample: labelled snapshots of the training window, marked by split.
 
     Test = the latest labelled snapshot(s), out of time and at the natural rate; train and
@@ -77,14 +73,7 @@ def model_samples(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     positives than the spec's minimum in any split fails here, naming the counts.
     Tables: `prep.samples__<market>__<model>`, `prep.sample_summary`, `prep.sample_rates`.
     """
-    wh = warehouse.get()
-
-    def work(cell: Cell) -> dict[str, object]:
-        metadata = build_model_samples(wh, cell.market, SPECS[cell.model], context.run_id).metadata()
-        metadata["sample_rates"] = dg.MetadataValue.md(str(metadata["sample_rates"]))
-        return metadata
-
-    return run_cells(context, wh, SAMPLES_STAGE, [FRAME_STAGE], work)
+    return run_stage(context, Stage.MODEL_SAMPLES, [Stage.TRAINING_FRAME], model_samples_stage)
 
 
 Finding = Callable[[SampleFacts, Cell], str | None]
@@ -95,7 +84,7 @@ def _cell_rows(wh: Warehouse, cells: list[Cell], findings: dict[str, Finding]) -
     rows: dict[str, list[dict]] = {name: [] for name in findings}
     with wh.session():  # one connection for the step: each costs a catalog load
         for cell in cells:
-            outcome = cell_status.latest(wh, cell.market, cell.model, SAMPLES_STAGE)
+            outcome = cell_status.latest(wh, cell.market, cell.model, Stage.MODEL_SAMPLES)
             if outcome is None or outcome.status != "ok":
                 skipped = {"cell": str(cell), "result": "not evaluated", "detail": "stage not ok"}
                 for name in findings:
@@ -118,7 +107,7 @@ def _check_result(name: str, rows: list[dict]) -> dg.AssetCheckResult:
         "cells": dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False)),
     }
     return dg.AssetCheckResult(
-        asset_key="model_samples", check_name=name, passed=not failed, metadata=metadata
+        asset_key=Stage.MODEL_SAMPLES, check_name=name, passed=not failed, metadata=metadata
     )
 
 
@@ -162,7 +151,7 @@ SAMPLE_CHECKS: dict[str, tuple[str, Finding]] = {
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(
-            name=name, asset="model_samples", description=description, partitions_def=cell_partitions
+            name=name, asset=Stage.MODEL_SAMPLES, description=description, partitions_def=cell_partitions
         )
         for name, (description, _) in SAMPLE_CHECKS.items()
     ],

@@ -4,7 +4,7 @@ Data Checker 2's Dagster checks are NOT blocking, on purpose. In a range run (on
 models) a partitioned check is evaluated once for the whole range, and a blocking failure would stop
 the release of every cell of the row, the good ones too; in a single-cell run it would stop the
 release before it could record that the cell was held back. The real gate is in the release itself
-(`core.release_cell`), evaluated per cell: failing scores are never published, the last good release
+(`core.release.gate`), evaluated per cell: failing scores are never published, the last good release
 stays in force, and the held-back cell is recorded as a failed `released_scores` outcome with the
 reason. The checks report the same rules per cell (failing cells named in their metadata) so the
 scores asset's check history shows them too.
@@ -13,11 +13,13 @@ scores asset's check history shows them too.
 import dagster as dg
 import pandas as pd
 
-from factory_assets.cellrun import cells_ok_spec, run_cells
+from factory_assets.cellrun import STAGE_RESOURCES, cells_ok_spec, run_cells, stage_context
 from factory_assets.core import cell_status
+from factory_assets.core.clock import utc_now
+from factory_assets.core.names import Stage
 from factory_assets.core.release.gate import ReleaseOutcome, evaluate_cell, release_cell
 from factory_assets.core.release.score_checks import RULES, RuleResult
-from factory_assets.core.release.store import ReleaseStore, utc_now, write_atomic
+from factory_assets.core.release.store import ReleaseStore, write_atomic
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.status.grid import build_status, format_status_table, store_status
 from factory_assets.core.status.html import render_status_html
@@ -28,8 +30,8 @@ from resources.release_store import ReleaseStoreResource
 from resources.reports import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
-STAGE = "released_scores"
-UPSTREAM = ["scores"]
+STAGE = Stage.RELEASED_SCORES
+UPSTREAM = [Stage.SCORES]
 CHECK_PREFIX = "dc2_"
 
 
@@ -93,14 +95,13 @@ def _release_metadata(outcome: ReleaseOutcome, store: ReleaseStore) -> dict[str,
 @dg.asset(
     partitions_def=cell_partitions,
     group_name="release",
-    deps=["scores"],
+    deps=[Stage.SCORES],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"parquet"},
-    check_specs=[cells_ok_spec("released_scores", STAGE)],
+    check_specs=[cells_ok_spec(STAGE, STAGE)],
+    required_resource_keys=STAGE_RESOURCES,
 )
-def released_scores(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, release_store: ReleaseStoreResource
-) -> dg.MaterializeResult:
+def released_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The scores consumers get: published only when they pass Data Checker 2.
 
     Per cell, the gate is evaluated again here (one row per eligible customer, no duplicates, values
@@ -110,10 +111,11 @@ def released_scores(
     format, and the cell's `current.json` manifest is swapped atomically. Failing scores are held back:
     the previous release stays in force, `release.releases` records why, and the cell shows as failed.
     """
-    wh, store = warehouse.get(), release_store.get()
+    ctx = stage_context(context)
+    store = ReleaseStore(ctx.releases_dir)
 
     def work(cell: Cell) -> dict[str, object]:
-        outcome = release_cell(wh, store, _spec(cell.model), cell.market, context.run_id)
+        outcome = release_cell(ctx, _spec(cell.model), cell.market)
         if outcome.held_back:
             # an observation keeps the verdict in the asset's history even when the step then fails
             context.log_event(_held_back_observation(cell, outcome))
@@ -121,7 +123,7 @@ def released_scores(
         context.log.info(f"{cell}: {outcome.status} {outcome.release_id}")
         return _release_metadata(outcome, store)
 
-    return run_cells(context, wh, STAGE, UPSTREAM, work)
+    return run_cells(context, ctx.warehouse, STAGE, UPSTREAM, work)
 
 
 def _evaluate_cells(
@@ -165,7 +167,7 @@ def _rule_result(
     if skipped:
         metadata["not_evaluated"] = _md(skipped)
     return dg.AssetCheckResult(
-        asset_key="scores",
+        asset_key=Stage.SCORES,
         check_name=f"{CHECK_PREFIX}{rule}",
         passed=not failing,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -178,7 +180,7 @@ RULE_DESCRIPTIONS = {name: (rule.__doc__ or name).strip() for name, rule in RULE
 DATA_CHECKER_2_SPECS = [
     dg.AssetCheckSpec(
         name=f"{CHECK_PREFIX}{rule}",
-        asset="scores",
+        asset=Stage.SCORES,
         description=f"Data Checker 2: {description} Not blocking: the release re-checks every cell.",
         blocking=False,
         partitions_def=cell_partitions,

@@ -8,15 +8,15 @@ succeed; the next stage asks `upstream_ok` before it works on the cell.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
 
+from factory_assets.core.clock import utc_now
+from factory_assets.core.names import Stage, Table
 from factory_assets.core.warehouse import Warehouse
 
-STATUS_TABLE = "ops.cell_status"
 MARKET_WIDE = "__market__"
 """The `model` value of a market-level stage (car_snapshots and Data Checker 1)."""
 
@@ -44,20 +44,20 @@ def record(warehouse: Warehouse, outcome: StageOutcome, run_id: str) -> None:
                 "stage": outcome.stage,
                 "status": outcome.status,
                 "message": outcome.message,
-                "recorded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                "recorded_at": utc_now(),
             }
         ]
     )
     partition = {"market": outcome.market, "model": outcome.model, "stage": outcome.stage}
-    warehouse.replace_partition(STATUS_TABLE, frame, partition, run_id)
+    warehouse.replace_partition(Table.CELL_STATUS, frame, partition, run_id)
 
 
 def latest(warehouse: Warehouse, market: str, model: str, stage: str) -> StageOutcome | None:
     """The stored outcome of `stage` for the cell, or None if the stage never ran there."""
-    if not warehouse.table_exists(STATUS_TABLE):
+    if not warehouse.table_exists(Table.CELL_STATUS):
         return None
     rows = warehouse.query(
-        f"select status, message from {STATUS_TABLE} where market = ? and model = ? and stage = ?",
+        f"select status, message from {Table.CELL_STATUS} where market = ? and model = ? and stage = ?",
         [market, model, stage],
     )
     if rows.empty:
@@ -69,7 +69,7 @@ def upstream_problem(warehouse: Warehouse, market: str, model: str, stages: list
     """Why the cell may not proceed (the first upstream stage not 'ok'), or None if it may."""
     with warehouse.session():  # gated once per cell and stage: one connection, not two per stage
         for stage in stages:
-            owner = MARKET_WIDE if stage == "data_checker_1" else model
+            owner = MARKET_WIDE if stage == Stage.DATA_CHECKER_1 else model
             outcome = latest(warehouse, market, owner, stage)
             if outcome is None:
                 return f"upstream stage '{stage}' has not run for {market}/{owner}"

@@ -8,7 +8,6 @@ another process is retried with jittered exponential backoff and reported clearl
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random
 import re
@@ -22,6 +21,8 @@ from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
+
+from factory_assets.core.clock import utc_now
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -254,7 +255,7 @@ class Warehouse:
         for copy in copies:
             copy.check()
         data = frame.assign(**{k: v for k, v in partition.items() if k not in frame.columns})
-        data = data.assign(_run_id=run_id, _written_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        data = data.assign(_run_id=run_id, _written_at=utc_now())
         where = " and ".join(f"{c} = ?" for c in partition)
 
         def write(con: duckdb.DuckDBPyConnection) -> int:

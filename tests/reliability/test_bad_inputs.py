@@ -41,6 +41,7 @@ from support.reliability import (
 )
 
 from factory_assets.core import cell_status
+from factory_assets.core.names import Table
 from factory_assets.core.paths import DEFAULT_SPECS_DIR, FactoryPaths
 from factory_assets.core.specs import SpecError, load_spec
 from factory_assets.core.warehouse import Warehouse
@@ -169,9 +170,9 @@ def _durable(paths: FactoryPaths) -> dict[str, object]:
     wh = Warehouse(paths.warehouse)
     return {
         "release_files": release_state(paths),
-        "ledger": table_rows(wh, "release.releases", "*", "release_id"),
-        "models": table_rows(wh, "registry.models", "*", "model_version"),
-        "decisions": table_rows(wh, "registry.decisions", "*", "decision_id"),
+        "ledger": table_rows(wh, Table.RELEASES, "*", "release_id"),
+        "models": table_rows(wh, Table.MODELS, "*", "model_version"),
+        "decisions": table_rows(wh, Table.DECISIONS, "*", "decision_id"),
         "scores": table_rows(wh, "scores.scores", "*", "customer_id"),
     }
 

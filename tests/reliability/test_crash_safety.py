@@ -31,6 +31,7 @@ from support.reliability import (
     outcome_state,
 )
 
+from factory_assets.core.names import Table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.warehouse import Warehouse
@@ -111,10 +112,10 @@ def _state_after_kill(paths: FactoryPaths) -> dict[str, object]:
     return {
         "car_rows": count(f"car.{MARKET}"),
         "car_snapshots": count("ops.car_files", "status = 'ingested'"),
-        "models": count("registry.models"),
-        "decisions": count("registry.decisions"),
-        "released": count("release.releases", "status = 'released'"),
-        "ledger": count("release.releases"),
+        "models": count(Table.MODELS),
+        "decisions": count(Table.DECISIONS),
+        "released": count(Table.RELEASES, "status = 'released'"),
+        "ledger": count(Table.RELEASES),
         "manifest": ReleaseStore(paths.releases).read_manifest(MARKET, MODEL),
         "artefacts": sorted(p.name for p in paths.models.glob("*.cbm")) if paths.models.exists() else [],
     }

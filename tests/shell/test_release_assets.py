@@ -16,9 +16,11 @@ import pytest
 
 from factory_assets.core import cell_status
 from factory_assets.core.cell_status import StageOutcome
+from factory_assets.core.names import Table
 from factory_assets.core.release.gate import release_cell
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.release.tables import load_gate_facts
+from factory_assets.core.stage import StageContext
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.partitions import cell_partitions, cells_of
 from factory_assets.release import CHECKS, data_checker_2, factory_status, released_scores
@@ -101,7 +103,7 @@ def prepare_upstream(warehouse: Warehouse, models: list[str]) -> None:
                 }
             ]
         )
-        warehouse.replace_partition("registry.models", row, {"model_version": f"{model}-v1"}, "t")
+        warehouse.replace_partition(Table.MODELS, row, {"model_version": f"{model}-v1"}, "t")
 
 
 @pytest.fixture
@@ -343,6 +345,7 @@ def test_an_unknown_champion_version_holds_the_scores_back(warehouse, paths):
     prepare_upstream(warehouse, ["churn"])
     orphan = make_scores("churn").assign(model_version="never-registered")
     warehouse.replace_partition("scores.scores", orphan, {"market": MARKET, "model": "churn"}, "t")
-    outcome = release_cell(warehouse, ReleaseStore(paths.releases), SPECS["churn"], MARKET, "t")
+    ctx = StageContext(warehouse, paths.models, paths.reports, paths.releases, "t")
+    outcome = release_cell(ctx, SPECS["churn"], MARKET)
     assert outcome.held_back and outcome.in_force is None
     assert "mean_near_expected: expected rate unknown (registry.models has no row" in outcome.reason

@@ -29,6 +29,7 @@ import dagster as dg
 import pandas as pd
 
 from factory_assets import factory, ingest, prepare, release
+from factory_assets.core.names import Table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.demo.car import DemoConfig, add_months, write_landing
@@ -175,7 +176,7 @@ def outcome_state(paths: FactoryPaths, market: str = MARKET) -> dict[str, object
         ),
         "models": table_rows(
             wh,
-            "registry.models",
+            Table.MODELS,
             "market, model, model_version, test_auc, beta, reference_sha256",
             "model_version",
         ),
@@ -183,13 +184,13 @@ def outcome_state(paths: FactoryPaths, market: str = MARKET) -> dict[str, object
         # what must match is every decision that changed the champion, hence the live version
         "champion_changes": table_rows(
             wh,
-            "registry.decisions",
+            Table.DECISIONS,
             "market, model, outcome, challenger_version, live_version",
             "decided_at",
             "outcome in ('promote', 'replace')",
         ),
         "releases": table_rows(
-            wh, "release.releases", "market, model, release_id, status, rows, sha256", "released_at"
+            wh, Table.RELEASES, "market, model, release_id, status, rows, sha256", "released_at"
         ),
         "artefacts": sorted(p.name for p in paths.models.glob("*") if not p.name.startswith(".")),
         "release_files": comparable_release_state(paths),

@@ -15,13 +15,11 @@ import pyarrow
 
 from factory_assets.core import cell_status
 from factory_assets.core.car.checks import CHECKS, STAGE, CarCheckThresholds, CheckResult, run_checks
-from factory_assets.core.car.ingest import car_table
 from factory_assets.core.car.inputs import Rejection
 from factory_assets.core.car.profile import query_if_exists
 from factory_assets.core.cell_status import MARKET_WIDE, StageOutcome
+from factory_assets.core.names import Table, car_table
 from factory_assets.core.warehouse import Warehouse
-
-RESULTS_TABLE = "ops.car_check_results"
 
 
 def results_frame(market: str, snapshot_date: dt.date, results: list[CheckResult]) -> pd.DataFrame:
@@ -48,7 +46,7 @@ def store_results(
     """Replace the stored results of (market, snapshot_date) with this evaluation."""
     frame = results_frame(market, snapshot_date, results)
     partition = {"market": market, "snapshot_date": snapshot_date}
-    return warehouse.replace_partition(RESULTS_TABLE, frame, partition, run_id)
+    return warehouse.replace_partition(Table.CAR_CHECK_RESULTS, frame, partition, run_id)
 
 
 def gate_outcome(market: str, results: list[CheckResult]) -> StageOutcome:
@@ -107,10 +105,10 @@ def latest_results(warehouse: Warehouse, market: str) -> pd.DataFrame:
     """The market's most recent evaluation (one row per check; empty if none was stored)."""
     rows = query_if_exists(
         warehouse,
-        RESULTS_TABLE,
+        Table.CAR_CHECK_RESULTS,
         f'select market, snapshot_date, "check", severity, passed, value, threshold, detail, _run_id '
-        f"from {RESULTS_TABLE} where market = ? and _written_at = "
-        f"(select max(_written_at) from {RESULTS_TABLE} where market = ?)",
+        f"from {Table.CAR_CHECK_RESULTS} where market = ? and _written_at = "
+        f"(select max(_written_at) from {Table.CAR_CHECK_RESULTS} where market = ?)",
         [market, market],
     )
     if rows is None:
@@ -126,7 +124,7 @@ def stored_result(warehouse: Warehouse, market: str, check: str) -> dict[str, ob
     row = rows[rows["check"] == check]
     if row.empty:
         raise LookupError(
-            f"no stored Data Checker 1 result '{check}' for market '{market}' in {RESULTS_TABLE}: "
+            f"no stored Data Checker 1 result '{check}' for market '{market}' in {Table.CAR_CHECK_RESULTS}: "
             "materialise car_snapshots for this market first"
         )
     record = row.iloc[0].to_dict()

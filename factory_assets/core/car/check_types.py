@@ -10,10 +10,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from factory_assets.core.car import profile as prof
-from factory_assets.core.car.ingest import SOURCE_COLUMN, car_table
+from factory_assets.core.car.ingest import SOURCE_COLUMN
+from factory_assets.core.names import Stage, car_table
 from factory_assets.core.warehouse import LINEAGE_COLUMNS
 
-STAGE = "data_checker_1"
+STAGE = Stage.DATA_CHECKER_1
 Severity = Literal["blocking", "warning"]
 CHECKS: dict[str, Severity] = {
     "contract": "blocking",

@@ -21,7 +21,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from factory_assets.core.car.source import CarReadError, file_sha256
+from factory_assets.core.car.source import CarReadError
+from factory_assets.core.files import file_sha256
 from factory_assets.core.specs import KEY_PATTERN
 
 

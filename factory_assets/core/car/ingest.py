@@ -28,15 +28,14 @@ from factory_assets.core.car.inputs import (
 from factory_assets.core.car.profile import query_if_exists, quote
 from factory_assets.core.car.source import CarReadError
 from factory_assets.core.contract import CarContract, ContractError, validate_car
-from factory_assets.core.warehouse import Warehouse, check_identifier, column_types
+from factory_assets.core.names import Table, car_table
+from factory_assets.core.warehouse import Warehouse, column_types
 
 __all__ = [
-    "LEDGER_TABLE",
     "SOURCE_COLUMN",
     "IngestReport",
     "Rejection",
     "SnapshotInput",
-    "car_table",
     "collect_inputs",
     "external_inputs",
     "ingest_market",
@@ -45,14 +44,8 @@ __all__ = [
     "prepare_snapshot",
     "write_snapshot",
 ]
-LEDGER_TABLE = "ops.car_files"
 SOURCE_COLUMN = "_source_file"
 MAX_FAILURE_CASES = 20
-
-
-def car_table(market: str) -> str:
-    """The warehouse table holding a market's CAR (`car.<market>`)."""
-    return check_identifier(f"car.{market}")
 
 
 @dataclass(frozen=True)
@@ -121,8 +114,8 @@ def write_snapshot(
 
 
 def _ledger(warehouse: Warehouse, market: str) -> dict[dt.date, tuple[str, str, str]]:
-    sql = f"select snapshot_date, status, content_hash, contract_hash from {LEDGER_TABLE} where market = ?"
-    rows = query_if_exists(warehouse, LEDGER_TABLE, sql, [market])
+    sql = f"select snapshot_date, status, content_hash, contract_hash from {Table.CAR_FILES} where market = ?"
+    rows = query_if_exists(warehouse, Table.CAR_FILES, sql, [market])
     if rows is None:
         return {}
     return {
@@ -154,7 +147,7 @@ def _record(
         ]
     )
     partition = {"market": item.market, "snapshot_date": item.snapshot_date}
-    warehouse.replace_partition(LEDGER_TABLE, frame, partition, run_id)
+    warehouse.replace_partition(Table.CAR_FILES, frame, partition, run_id)
 
 
 def _ingest_one(

@@ -8,7 +8,6 @@ so one bad file does not hold back the other markets.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from factory_assets.core.contract import SNAPSHOT_FILE
+from factory_assets.core.files import file_sha256
 from factory_assets.core.specs import KEY_PATTERN
 
 IN_PROGRESS_SUFFIXES = (".part", ".tmp")
@@ -78,15 +78,6 @@ class LandingScan:
     def problems_for(self, market: str) -> list[FileProblem]:
         """Problems with files inside the market's folder."""
         return [p for p in self.problems if p.market == market]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ignored(path: Path) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from factory_assets.core.model import metrics, registry
-from factory_assets.core.model.context import StageContext, StageReport
+from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import (
     fit_challenger,
     population_reference,
@@ -16,8 +16,10 @@ from factory_assets.core.model.training import (
     split_frame,
 )
 from factory_assets.core.model.triggers import ChampionFacts, TriggerResult, evaluate_triggers, explain, fired
+from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
 from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 
 
 def _triggers(
@@ -57,10 +59,10 @@ def _train(
     test = split_frame(samples, "test")
     scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
     test_metrics = metrics.evaluate(test["target"].to_numpy(dtype=int), scores, samples.beta)
-    version = ctx.store.save(trained.model)
+    version = ModelStore(ctx.models_dir).save(trained.model)
     with ctx.warehouse.session():
         population = prepared.load_population(ctx.warehouse, market, model, trained.features)
-    reference_path, reference_sha = ctx.store.save_reference(
+    reference_path, reference_sha = ModelStore(ctx.models_dir).save_reference(
         version, population_reference(population, trained.features, spec.sampling.seed)
     )
     row = {
@@ -81,22 +83,23 @@ def _train(
         "best_iteration": trained.best_iteration,
         "metrics": registry.to_json(test_metrics),
         "test_auc": float(test_metrics["auc"]),
-        "artefact_path": str(ctx.store.artefact_path(version)),
+        "artefact_path": str(ModelStore(ctx.models_dir).artefact_path(version)),
         "reference_path": str(reference_path),
         "reference_sha256": reference_sha,
         "evaluation_id": evaluation_id,
         "triggers": registry.to_json(fired(results)),
     }
-    registry.write(ctx.warehouse, registry.MODELS, row, ctx.run_id)
+    registry.write(ctx.warehouse, Table.MODELS, row, ctx.run_id)
     return version, {**test_metrics, "best_iteration": trained.best_iteration, "beta": float(samples.beta)}
 
 
-def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> StageReport:
+def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
     """Evaluate the retrain triggers; when one fires, train a challenger, test it out of time, register it.
 
     Either way the evaluation (every trigger with its value, threshold and verdict) is stored in
     `registry.retrain_evaluations`; the champion stage decides on the challenger it names.
     """
+    model = spec.name
     with ctx.warehouse.session():
         champion_version, results = _triggers(ctx, spec, market, model)
     evaluation_id = uuid.uuid4().hex
@@ -106,7 +109,7 @@ def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: st
         version, test_metrics = _train(ctx, spec, market, model, evaluation_id, results)
     registry.write(
         ctx.warehouse,
-        registry.EVALUATIONS,
+        Table.RETRAIN_EVALUATIONS,
         {
             "evaluation_id": evaluation_id,
             "market": market,

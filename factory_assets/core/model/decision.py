@@ -11,11 +11,13 @@ from catboost import CatBoostClassifier
 
 from factory_assets.core.model import registry
 from factory_assets.core.model.champion import SameTestComparison, compare_on_test, decide
-from factory_assets.core.model.context import StageContext, StageReport
 from factory_assets.core.model.registry import ChampionPointer, ModelRecord
+from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import predict_sample_scale, split_frame
+from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
 from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 
 KEYS = ["customer_id", "snapshot_date"]
 SHOWN_METRICS = ("auc", "pr_auc", "log_loss", "lift_top_decile", "capture_top_decile", "mean_predicted")
@@ -53,7 +55,7 @@ def _compare(
 ) -> tuple[SameTestComparison, ModelRecord | None]:
     test = split_frame(prepared.load_model_samples(ctx.warehouse, market, model, splits=("test",)), "test")
     y = test["target"].to_numpy(dtype=int)
-    challenger_scores = _score(ctx.store.load(challenger.version), test, challenger)
+    challenger_scores = _score(ModelStore(ctx.models_dir).load(challenger.version), test, challenger)
     if champion is None:
         return compare_on_test(y, challenger_scores, challenger.beta, None, None), None
     if champion.version == challenger.version:
@@ -62,16 +64,17 @@ def _compare(
         ), challenger
     record = registry.model_record(ctx.warehouse, market, model, champion.version)
     frame = _with_champion_features(ctx, market, model, test, record)
-    champion_scores = _score(ctx.store.load(record.version), frame, record)
+    champion_scores = _score(ModelStore(ctx.models_dir).load(record.version), frame, record)
     return compare_on_test(y, challenger_scores, challenger.beta, champion_scores, record.beta), record
 
 
-def decide_champion(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> StageReport:
+def decide_champion(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
     """Apply the champion rules to the latest undecided challenger and store the decision.
 
     With no new challenger nothing is decided (and the report says so). A missing or corrupt
     artefact fails the cell before anything is written: the champion record stays as it was.
     """
+    model = spec.name
     with ctx.warehouse.session():  # short work: two predictions on the out-of-time test
         return _decide(ctx, spec, market, model)
 
@@ -90,7 +93,7 @@ def _decide(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> Stag
     decision_id = uuid.uuid4().hex
     registry.write(
         ctx.warehouse,
-        registry.DECISIONS,
+        Table.DECISIONS,
         {
             "decision_id": decision_id,
             "market": market,

@@ -5,19 +5,22 @@ from __future__ import annotations
 import pandas as pd
 
 from factory_assets.core.model import registry
-from factory_assets.core.model.context import StageContext, StageReport
 from factory_assets.core.model.drift import feature_psi, summarise, write_evidently_report
+from factory_assets.core.model.store import ModelStore
+from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
 from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 
 TOP_FEATURES = 10
 
 
-def measure_drift(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> StageReport:
+def measure_drift(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
     """Store the cell's drift (PSI per feature, drift share, Evidently report) in `factory.drift`.
 
     Without a champion there is nothing to compare: that is recorded and the stage succeeds.
     """
+    model = spec.name
     with ctx.warehouse.session():
         snapshot = prepared.latest_snapshot(ctx.warehouse, market, model)
         champion = registry.current_champion(ctx.warehouse, market, model)
@@ -32,9 +35,9 @@ def measure_drift(ctx: StageContext, spec: ModelSpec, market: str, model: str) -
         "computed_at": ctx.now,
     }
     if record is None or current is None:
-        registry.write(ctx.warehouse, registry.DRIFT, {**row, "status": "no_champion"}, ctx.run_id)
+        registry.write(ctx.warehouse, Table.DRIFT, {**row, "status": "no_champion"}, ctx.run_id)
         return {"status": "no champion, nothing to compare", "snapshot_date": str(snapshot)}
-    reference = ctx.store.load_reference(record.version, record.reference_sha256)
+    reference = ModelStore(ctx.models_dir).load_reference(record.version, record.reference_sha256)
     if current.empty:
         raise ValueError(f"{market}/{model}: the population of {snapshot} is empty; no drift to measure")
     summary = summarise(
@@ -53,7 +56,7 @@ def measure_drift(ctx: StageContext, spec: ModelSpec, market: str, model: str) -
         )
     registry.write(
         ctx.warehouse,
-        registry.DRIFT,
+        Table.DRIFT,
         {
             **row,
             "champion_version": record.version,

@@ -16,47 +16,48 @@ from typing import Any
 
 import pandas as pd
 
+from factory_assets.core.names import Table
 from factory_assets.core.warehouse import Warehouse
-
-MODELS = "registry.models"
-EVALUATIONS = "registry.retrain_evaluations"
-DECISIONS = "registry.decisions"
-REALISED = "registry.realised_performance"
-DRIFT = "factory.drift"
 
 _LINEAGE = "run_id varchar, _run_id varchar, _written_at timestamp"
 _DDL = {
-    MODELS: "market varchar, model varchar, model_version varchar, spec_hash varchar, trained_at timestamp, "
-    "first_snapshot date, last_snapshot date, test_snapshots varchar, beta double, cross_sectional boolean, "
-    "features varchar, categorical varchar, params varchar, seed integer, best_iteration integer, "
-    "metrics varchar, test_auc double, artefact_path varchar, reference_path varchar, "
-    "reference_sha256 varchar, evaluation_id varchar, triggers varchar",
-    EVALUATIONS: "evaluation_id varchar, market varchar, model varchar, evaluated_at timestamp, "
-    "champion_version varchar, triggers varchar, fired varchar, outcome varchar, reason varchar, "
-    "challenger_version varchar",
-    DECISIONS: "decision_id varchar, market varchar, model varchar, decided_at timestamp, "
-    "rule_version varchar, "
-    "evaluation_id varchar, triggers varchar, champion_version varchar, challenger_version varchar, "
-    "champion_metrics varchar, challenger_metrics varchar, champion_auc double, challenger_auc double, "
-    "auc_uplift double, delong_p double, outcome varchar, reason varchar, live_version varchar",
-    REALISED: "market varchar, model varchar, model_version varchar, snapshot_date date, n bigint, "
-    "positives bigint, auc double, lift_top_decile double, computed_at timestamp",
-    DRIFT: "market varchar, model varchar, snapshot_date date, champion_version varchar, status varchar, "
-    "reference_rows bigint, rows bigint, drift_share double, psi_threshold double, feature_psi varchar, "
-    "drifted_features varchar, report_path varchar, computed_at timestamp",
+    Table.MODELS: (
+        "market varchar, model varchar, model_version varchar, spec_hash varchar, trained_at timestamp, "
+        "first_snapshot date, last_snapshot date, test_snapshots varchar, beta double, "
+        "cross_sectional boolean, "
+        "features varchar, categorical varchar, params varchar, seed integer, best_iteration integer, "
+        "metrics varchar, test_auc double, artefact_path varchar, reference_path varchar, "
+        "reference_sha256 varchar, evaluation_id varchar, triggers varchar"
+    ),
+    Table.RETRAIN_EVALUATIONS: (
+        "evaluation_id varchar, market varchar, model varchar, evaluated_at timestamp, "
+        "champion_version varchar, triggers varchar, fired varchar, outcome varchar, reason varchar, "
+        "challenger_version varchar"
+    ),
+    Table.DECISIONS: (
+        "decision_id varchar, market varchar, model varchar, decided_at timestamp, "
+        "rule_version varchar, "
+        "evaluation_id varchar, triggers varchar, champion_version varchar, challenger_version varchar, "
+        "champion_metrics varchar, challenger_metrics varchar, champion_auc double, challenger_auc double, "
+        "auc_uplift double, delong_p double, outcome varchar, reason varchar, live_version varchar"
+    ),
+    Table.REALISED_PERFORMANCE: (
+        "market varchar, model varchar, model_version varchar, snapshot_date date, n bigint, "
+        "positives bigint, auc double, lift_top_decile double, computed_at timestamp"
+    ),
+    Table.DRIFT: (
+        "market varchar, model varchar, snapshot_date date, champion_version varchar, status varchar, "
+        "reference_rows bigint, rows bigint, drift_share double, psi_threshold double, feature_psi varchar, "
+        "drifted_features varchar, report_path varchar, computed_at timestamp"
+    ),
 }
 _KEYS = {
-    MODELS: ("market", "model", "model_version"),
-    EVALUATIONS: ("evaluation_id",),
-    DECISIONS: ("decision_id",),
-    REALISED: ("market", "model", "model_version", "snapshot_date"),
-    DRIFT: ("market", "model"),
+    Table.MODELS: ("market", "model", "model_version"),
+    Table.RETRAIN_EVALUATIONS: ("evaluation_id",),
+    Table.DECISIONS: ("decision_id",),
+    Table.REALISED_PERFORMANCE: ("market", "model", "model_version", "snapshot_date"),
+    Table.DRIFT: ("market", "model"),
 }
-
-
-def utc_now() -> dt.datetime:
-    """Now in UTC as a naive timestamp (how the warehouse stores times)."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def to_json(value: object) -> str:
@@ -108,9 +109,11 @@ class ModelRecord:
 
 def model_record(warehouse: Warehouse, market: str, model: str, version: str) -> ModelRecord:
     """The registry entry of `version` for the cell; fails naming the cell when it is absent."""
-    rows = read(warehouse, MODELS, "market = ? and model = ? and model_version = ?", [market, model, version])
+    rows = read(
+        warehouse, Table.MODELS, "market = ? and model = ? and model_version = ?", [market, model, version]
+    )
     if rows.empty:
-        raise LookupError(f"model {version} of {market}/{model} is not in {MODELS}")
+        raise LookupError(f"model {version} of {market}/{model} is not in {Table.MODELS}")
     row = rows.iloc[0]
     return ModelRecord(
         version=version,
@@ -139,7 +142,7 @@ def _latest_decision(warehouse: Warehouse, market: str, model: str, when: dt.dat
     where, params = "market = ? and model = ?", [market, model]
     if when is not None:
         where, params = where + " and decided_at <= ?", [*params, when]
-    rows = read(warehouse, DECISIONS, where, params, order="decided_at desc, decision_id desc")
+    rows = read(warehouse, Table.DECISIONS, where, params, order="decided_at desc, decision_id desc")
     return rows.head(1)
 
 
@@ -164,25 +167,29 @@ def champion_at(warehouse: Warehouse, market: str, model: str, when: dt.datetime
 
 def decisions(warehouse: Warehouse, market: str, model: str) -> pd.DataFrame:
     """Every decision of the cell, oldest first (the champion history)."""
-    return read(warehouse, DECISIONS, "market = ? and model = ?", [market, model], "decided_at, decision_id")
+    return read(
+        warehouse, Table.DECISIONS, "market = ? and model = ?", [market, model], "decided_at, decision_id"
+    )
 
 
 def latest_evaluation(warehouse: Warehouse, market: str, model: str) -> dict[str, Any] | None:
     """The latest retrain evaluation of the cell, or None."""
-    rows = read(warehouse, EVALUATIONS, "market = ? and model = ?", [market, model], "evaluated_at desc")
+    rows = read(
+        warehouse, Table.RETRAIN_EVALUATIONS, "market = ? and model = ?", [market, model], "evaluated_at desc"
+    )
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
 def is_decided(warehouse: Warehouse, evaluation_id: str) -> bool:
     """True when a decision was already taken on the challenger of `evaluation_id`."""
-    return not read(warehouse, DECISIONS, "evaluation_id = ?", [evaluation_id]).empty
+    return not read(warehouse, Table.DECISIONS, "evaluation_id = ?", [evaluation_id]).empty
 
 
 def latest_realised_auc(warehouse: Warehouse, market: str, model: str, version: str) -> float | None:
     """The realised AUC of `version` on its latest labelled scored snapshot, or None."""
     rows = read(
         warehouse,
-        REALISED,
+        Table.REALISED_PERFORMANCE,
         "market = ? and model = ? and model_version = ?",
         [market, model, version],
         order="snapshot_date desc",
@@ -192,5 +199,5 @@ def latest_realised_auc(warehouse: Warehouse, market: str, model: str, version: 
 
 def drift_row(warehouse: Warehouse, market: str, model: str) -> dict[str, Any] | None:
     """The cell's latest drift measurement, or None."""
-    rows = read(warehouse, DRIFT, "market = ? and model = ?", [market, model])
+    rows = read(warehouse, Table.DRIFT, "market = ? and model = ?", [market, model])
     return None if rows.empty else rows.iloc[0].to_dict()

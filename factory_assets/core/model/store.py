@@ -9,7 +9,6 @@ is missing or does not match its name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -17,21 +16,14 @@ from pathlib import Path
 import pandas as pd
 from catboost import CatBoostClassifier
 
+from factory_assets.core.files import file_sha256
+
 VOLATILE_METADATA = ("train_finish_time", "model_guid")
 """CatBoost metadata that differs between identical fits; removed before hashing."""
 
 
 class ModelStoreError(RuntimeError):
     """A model artefact or reference sample is missing, corrupt or unreadable."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelStore:
@@ -63,7 +55,7 @@ class ModelStore:
         temp = self._temp_path(".cbm")
         try:
             model.save_model(str(temp), format="cbm")
-            version = sha256_of(temp)
+            version = file_sha256(temp)
             os.replace(temp, self.artefact_path(version))
         finally:
             temp.unlink(missing_ok=True)
@@ -88,7 +80,7 @@ class ModelStore:
         temp = self._temp_path(".parquet")
         try:
             frame.to_parquet(temp, index=False)
-            digest = sha256_of(temp)
+            digest = file_sha256(temp)
             path = self.reference_path(version)
             os.replace(temp, path)
         finally:
@@ -106,7 +98,7 @@ def _verified(path: Path, expected_sha256: str, kind: str, owner: str) -> Path:
     """`path` after checking that it exists and hashes to `expected_sha256`."""
     if not path.is_file():
         raise ModelStoreError(f"{kind} {path} for {owner} is missing")
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != expected_sha256:
         raise ModelStoreError(
             f"{kind} {path} is corrupt: its content hashes to {actual}, not {expected_sha256}"

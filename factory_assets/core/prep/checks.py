@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from factory_assets.core.prep.samples import SUMMARY_TABLE
-from factory_assets.core.prep.sql import CUSTOMER, SNAPSHOT, TARGET, samples_table
+from factory_assets.core.names import Table, samples_table
+from factory_assets.core.prep.sql import CUSTOMER, SNAPSHOT, TARGET
 from factory_assets.core.warehouse import Warehouse
 
 SPLITS = ("train", "validation", "test")
@@ -57,7 +57,8 @@ def sample_facts(warehouse: Warehouse, market: str, model: str) -> SampleFacts:
             "having count(*) > 1)"
         ).fetchone()[0]
         summary = con.execute(
-            f"select cross_sectional from {SUMMARY_TABLE} where market = ? and model = ?", [market, model]
+            f"select cross_sectional from {Table.SAMPLE_SUMMARY} where market = ? and model = ?",
+            [market, model],
         ).fetchall()
         return per_split, int(duplicated), summary
 

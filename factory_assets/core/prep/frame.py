@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from factory_assets.core.clock import utc_now
+from factory_assets.core.names import Table, car_table, frame_table
 from factory_assets.core.prep.cleaning import (
     SAMPLE_ROWS,
     CleaningResult,
@@ -33,17 +35,15 @@ from factory_assets.core.prep.sql import (
     SNAPSHOT,
     TARGET,
     PrepError,
-    car_table,
     create_table,
     quote,
     table_columns,
-    tf_table,
 )
 from factory_assets.core.prep.targets import TargetPlan, check_target_data, plan_target
 from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import Warehouse
 
-DECISIONS_TABLE = "prep.variable_decisions"
 _DECISION_COLUMNS = (
     "market varchar, model varchar, variable varchar, rule varchar, measured double, "
     "threshold double, decision varchar, reason varchar, _run_id varchar, _written_at timestamp"
@@ -71,7 +71,7 @@ class FrameSummary:
         return [d for d in self.decisions if d.decision == "drop"]
 
     def metadata(self) -> dict[str, object]:
-        """Dagster-free metadata: counts, rate and the dropped variables as a Markdown table."""
+        """The stage report: counts, rate and the dropped variables with their reasons (a table)."""
         dropped = pd.DataFrame(
             [{"variable": d.variable, "rule": d.rule, "reason": d.reason} for d in self.dropped],
             columns=["variable", "rule", "reason"],
@@ -89,7 +89,7 @@ class FrameSummary:
             "candidate_features": self.candidates,
             "kept_features": self.candidates - len({d.variable for d in self.dropped if d.rule != "type"}),
             "dropped_count": len(dropped),
-            "dropped_variables": dropped.to_markdown(index=False) if len(dropped) else "(none)",
+            "dropped_variables": dropped,
         }
 
 
@@ -147,15 +147,13 @@ def _write_decisions(
     con: duckdb.DuckDBPyConnection, market: str, model: str, decisions: list[Decision], run_id: str
 ) -> None:
     frame = pd.DataFrame([d.__dict__ for d in decisions], columns=list(Decision.__dataclass_fields__))
-    frame = frame.assign(
-        market=market, model=model, _run_id=run_id, _written_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    )
+    frame = frame.assign(market=market, model=model, _run_id=run_id, _written_at=utc_now())
     frame["measured"] = frame["measured"].astype(float)
     frame["threshold"] = frame["threshold"].astype(float)
-    con.execute(f"create table if not exists {DECISIONS_TABLE} ({_DECISION_COLUMNS})")
-    con.execute(f"delete from {DECISIONS_TABLE} where market = ? and model = ?", [market, model])
+    con.execute(f"create table if not exists {Table.VARIABLE_DECISIONS} ({_DECISION_COLUMNS})")
+    con.execute(f"delete from {Table.VARIABLE_DECISIONS} where market = ? and model = ?", [market, model])
     con.register("_decisions", frame)
-    con.execute(f"insert into {DECISIONS_TABLE} by name select * from _decisions")
+    con.execute(f"insert into {Table.VARIABLE_DECISIONS} by name select * from _decisions")
     con.unregister("_decisions")
 
 
@@ -171,7 +169,7 @@ def _build(
     con: duckdb.DuckDBPyConnection, market: str, spec: ModelSpec, stage: str, opts: _Options
 ) -> FrameSummary:
     """Write the frame into `stage`, measure and clean it; the decisions are returned, not written."""
-    cell, car, table = f"{market}/{spec.name}", car_table(market), tf_table(market, spec.name)
+    cell, car, table = f"{market}/{spec.name}", car_table(market), frame_table(market, spec.name)
     columns = table_columns(con, car)
     if not columns:
         raise PrepError(f"{cell}: the CAR table {car} does not exist (car_snapshots has not run)")
@@ -237,7 +235,7 @@ def build_training_frame(
     e.g. '2GB', None = DuckDB's default of 80% of RAM) bounds DuckDB's memory; beyond it, DuckDB
     spills to disk.
     """
-    stage = f"{tf_table(market, spec.name)}__stage"
+    stage = f"{frame_table(market, spec.name)}__stage"
     opts = _Options(run_id, label_columns, sample_rows or SAMPLE_ROWS, memory_limit)
 
     def action(con: duckdb.DuckDBPyConnection) -> FrameSummary:
@@ -249,3 +247,8 @@ def build_training_frame(
         return summary
 
     return warehouse.execute(action)
+
+
+def training_frame_stage(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
+    """The `training_frame` stage of one cell: build the frame, report what was kept and dropped."""
+    return build_training_frame(ctx.warehouse, market, spec, ctx.run_id, ctx.label_columns).metadata()

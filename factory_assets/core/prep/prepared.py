@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from factory_assets.core.prep.samples import SUMMARY_TABLE, sample_dates
+from factory_assets.core.names import Stage, Table, frame_table, samples_table
+from factory_assets.core.prep.samples import sample_dates
 from factory_assets.core.prep.sql import (
     CUSTOMER,
     READ_MEMORY_LIMIT,
@@ -27,8 +28,6 @@ from factory_assets.core.prep.sql import (
     bounded,
     kind_of,
     quote,
-    samples_table,
-    tf_table,
 )
 from factory_assets.core.warehouse import Warehouse, column_types
 
@@ -51,11 +50,6 @@ class ModelSamples:
     first_snapshot: dt.date
     last_snapshot: dt.date
     cross_sectional: bool
-
-
-def training_frame_table(market: str, model: str) -> str:
-    """The training-frame table of a cell: `prep.tf__<market>__<model>`."""
-    return tf_table(market, model)
 
 
 def _columns(warehouse: Warehouse, table: str, what: str, cell: str) -> dict[str, str]:
@@ -107,8 +101,8 @@ def _read(warehouse: Warehouse, sql: str, params: list[object] | None = None) ->
 
 def latest_snapshot(warehouse: Warehouse, market: str, model: str) -> dt.date:
     """The latest snapshot of the cell's training frame (the scoring population's date)."""
-    table = tf_table(market, model)
-    _columns(warehouse, table, "training_frame", f"{market}/{model}")
+    table = frame_table(market, model)
+    _columns(warehouse, table, Stage.TRAINING_FRAME, f"{market}/{model}")
     value = warehouse.query(f"select max({SNAPSHOT}) as d from {table}").iloc[0]["d"]
     if pd.isna(value):
         raise PrepError(f"{market}/{model}: the training frame {table} is empty")
@@ -117,8 +111,8 @@ def latest_snapshot(warehouse: Warehouse, market: str, model: str) -> dt.date:
 
 def labelled_snapshots(warehouse: Warehouse, market: str, model: str) -> list[dt.date]:
     """Snapshots of the cell's training frame whose outcome is observed, ascending."""
-    table = tf_table(market, model)
-    _columns(warehouse, table, "training_frame", f"{market}/{model}")
+    table = frame_table(market, model)
+    _columns(warehouse, table, Stage.TRAINING_FRAME, f"{market}/{model}")
     frame = warehouse.query(
         f"select distinct {SNAPSHOT} as d from {table} where {TARGET} is not null order by 1"
     )
@@ -133,8 +127,8 @@ def load_population(
     Raises naming the cell when a requested column is not in the training frame or the snapshot
     is not in it.
     """
-    cell, table = f"{market}/{model}", tf_table(market, model)
-    types = _columns(warehouse, table, "training_frame", cell)
+    cell, table = f"{market}/{model}", frame_table(market, model)
+    types = _columns(warehouse, table, Stage.TRAINING_FRAME, cell)
     missing = [c for c in columns if c not in types]
     if missing:
         raise PrepError(f"{cell}: column(s) {missing} are not in the training frame {table}")
@@ -157,12 +151,12 @@ def load_model_samples(
     `splits` reads only those splits' rows (the champion stage needs just the test split).
     """
     cell, table = f"{market}/{model}", samples_table(market, model)
-    types = _columns(warehouse, table, "model_samples", cell)
+    types = _columns(warehouse, table, Stage.MODEL_SAMPLES, cell)
     summary = warehouse.query(
-        f"select * from {SUMMARY_TABLE} where market = ? and model = ?", [market, model]
+        f"select * from {Table.SAMPLE_SUMMARY} where market = ? and model = ?", [market, model]
     )
     if summary.empty:
-        raise PrepError(f"{cell}: no row in {SUMMARY_TABLE} (model_samples has not run for this cell)")
+        raise PrepError(f"{cell}: no row in {Table.SAMPLE_SUMMARY} (model_samples has not run for this cell)")
     row = summary.iloc[0]
     features, categorical = json.loads(row["features"]), json.loads(row["categorical"])
     select = ", ".join([*KEYS, "split", "weight", TARGET, *(quote(f) for f in features)])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from factory_assets.core.names import Table, frame_table, samples_table
 from factory_assets.core.prep.sampling import SamplePlan, SnapshotCounts, check_positives, plan_samples
 from factory_assets.core.prep.sql import (
     BUILD_MEMORY_LIMIT,
@@ -26,16 +27,11 @@ from factory_assets.core.prep.sql import (
     kind_of,
     literal,
     quote,
-    samples_table,
     table_columns,
-    tf_table,
 )
 from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import Warehouse
-
-SUMMARY_TABLE = "prep.sample_summary"
-RATES_TABLE = "prep.sample_rates"
-DECISIONS_TABLE = "prep.variable_decisions"
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,7 @@ class SampleSummary:
     categorical: list[str]
 
     def metadata(self) -> dict[str, object]:
-        """Dagster-free metadata: rows and positives per split, beta, snapshots."""
+        """The stage report: rows and positives per split, beta, snapshots, the rates per snapshot."""
         out: dict[str, object] = {
             "table": self.table,
             "beta": round(self.plan.beta, 6),
@@ -60,18 +56,18 @@ class SampleSummary:
         out["test_snapshots"] = ", ".join(str(d) for d in self.plan.test_snapshots)
         out["train_snapshots"] = len(self.plan.train_snapshots)
         out["features"] = len(self.features)
-        out["sample_rates"] = pd.DataFrame(self.plan.rates()).to_markdown(index=False, floatfmt=".4f")
+        out["sample_rates"] = pd.DataFrame(self.plan.rates()).round(4)
         return out
 
 
 def kept_features(warehouse: Warehouse, market: str, model: str) -> tuple[list[str], list[str]]:
     """(features, categorical) the cell's variable decisions keep, in frame column order."""
-    table, cell = tf_table(market, model), f"{market}/{model}"
+    table, cell = frame_table(market, model), f"{market}/{model}"
     columns = warehouse.execute(lambda con: table_columns(con, table))
     if not columns:
         raise PrepError(f"{cell}: the training frame {table} does not exist (training_frame has not run)")
     decided = warehouse.query(
-        f"select variable, bool_or(decision = 'drop') as dropped from {DECISIONS_TABLE} "
+        f"select variable, bool_or(decision = 'drop') as dropped from {Table.VARIABLE_DECISIONS} "
         "where market = ? and model = ? group by variable",
         [market, model],
     )
@@ -153,7 +149,7 @@ def build_model_samples(
     Too few positives in any split (`sampling.min_positives_per_split`) fails the cell before
     anything is written. `memory_limit` bounds DuckDB while the samples table is written.
     """
-    cell, frame = f"{market}/{spec.name}", tf_table(market, spec.name)
+    cell, frame = f"{market}/{spec.name}", frame_table(market, spec.name)
     features, categorical = kept_features(warehouse, market, spec.name)
     plan = plan_samples(snapshot_counts(warehouse, frame), spec.sampling, cell)
     check_positives(plan, spec.sampling.min_positives_per_split, cell)
@@ -164,11 +160,16 @@ def build_model_samples(
     partition = {"market": market, "model": spec.name}
     rates = pd.DataFrame(plan.rates()).assign(market=market, model=spec.name)
     rates = rates.astype({"rate_before": float, "rate_after": float})
-    warehouse.replace_partition(RATES_TABLE, rates, partition, run_id)
-    warehouse.replace_partition(SUMMARY_TABLE, _summary_row(market, spec, summary), partition, run_id)
+    warehouse.replace_partition(Table.SAMPLE_RATES, rates, partition, run_id)
+    warehouse.replace_partition(Table.SAMPLE_SUMMARY, _summary_row(market, spec, summary), partition, run_id)
     return summary
 
 
 def sample_dates(values: list[str]) -> list[dt.date]:
     """ISO dates (as stored in the summary's JSON) as dates."""
     return [dt.date.fromisoformat(v) for v in values]
+
+
+def model_samples_stage(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
+    """The `model_samples` stage of one cell: plan and write the marked sample, report its splits."""
+    return build_model_samples(ctx.warehouse, market, spec, ctx.run_id).metadata()

@@ -124,18 +124,3 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 def month_index(date: dt.date | pd.Timestamp) -> int:
     """The Python twin of `MONTH_INDEX`."""
     return date.year * 12 + date.month - 1
-
-
-def tf_table(market: str, model: str) -> str:
-    """The training-frame table of a cell: `prep.tf__<market>__<model>`."""
-    return check_identifier(f"prep.tf__{market}__{model}")
-
-
-def samples_table(market: str, model: str) -> str:
-    """The samples table of a cell: `prep.samples__<market>__<model>`."""
-    return check_identifier(f"prep.samples__{market}__{model}")
-
-
-def car_table(market: str) -> str:
-    """The CAR table of a market: `car.<market>`."""
-    return check_identifier(f"car.{market}")

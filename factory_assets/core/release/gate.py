@@ -14,6 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
+from factory_assets.core.clock import utc_now
 from factory_assets.core.release import tables
 from factory_assets.core.release.publish import publish
 from factory_assets.core.release.score_checks import (
@@ -22,8 +23,9 @@ from factory_assets.core.release.score_checks import (
     gate_reason,
     run_score_checks,
 )
-from factory_assets.core.release.store import ReleaseManifest, ReleaseStore, utc_now
+from factory_assets.core.release.store import ReleaseManifest, ReleaseStore
 from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext
 from factory_assets.core.warehouse import Warehouse
 
 ReleaseStatus = Literal["released", "unchanged", "held_back"]
@@ -106,12 +108,10 @@ def _record(
     )
 
 
-def release_cell(
-    warehouse: Warehouse, store: ReleaseStore, spec: ModelSpec, market: str, run_id: str
-) -> ReleaseOutcome:
+def release_cell(ctx: StageContext, spec: ModelSpec, market: str) -> ReleaseOutcome:
     """Gate the cell's scores; publish them if they pass, else record why they were held back."""
-    with warehouse.session():  # short work: checks and file writes
-        return _release(warehouse, store, spec, market, run_id)
+    with ctx.warehouse.session():  # short work: checks and file writes
+        return _release(ctx.warehouse, ReleaseStore(ctx.releases_dir), spec, market, ctx.run_id)
 
 
 def _release(

@@ -32,10 +32,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factory_assets.core.clock import utc_now
+from factory_assets.core.names import Table, car_table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.release.store import MANIFEST_NAME, ReleaseStore
 from factory_assets.core.specs import ModelSpec
-from factory_assets.core.warehouse import Warehouse, check_identifier
+from factory_assets.core.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 _SNAPSHOT_FILE = re.compile(r"^car_(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
@@ -109,7 +111,7 @@ def _car_markets(warehouse: Warehouse) -> list[str]:
 
 
 def _old_snapshots(warehouse: Warehouse, market: str, keep: int) -> list[dt.date]:
-    table = check_identifier(f"car.{market}")
+    table = car_table(market)
     dates = warehouse.query(f"select distinct snapshot_date from {table} order by snapshot_date desc")
     return sorted(d.date() if hasattr(d, "date") else d for d in dates["snapshot_date"].iloc[keep:])
 
@@ -128,7 +130,7 @@ def _landing_files(paths: FactoryPaths, market: str, dates: Iterable[dt.date]) -
 
 
 def _released_ids(warehouse: Warehouse, market: str, model: str, keep: int) -> list[str]:
-    if keep == 0 or not warehouse.table_exists("release.releases"):
+    if keep == 0 or not warehouse.table_exists(Table.RELEASES):
         return []
     rows = warehouse.query(
         "select release_id from release.releases where market = ? and model = ? and status = 'released' "
@@ -162,7 +164,7 @@ def _referenced_versions(warehouse: Warehouse, policy: RetentionPolicy, now: dt.
     """Model versions that must keep their artefacts, each with the reason."""
     keep: dict[str, str] = {}
     since = now - dt.timedelta(days=policy.decision_days)
-    if warehouse.table_exists("registry.decisions"):
+    if warehouse.table_exists(Table.DECISIONS):
         live = warehouse.query(
             "select market, model, live_version from registry.decisions "
             "qualify row_number() over "
@@ -178,7 +180,7 @@ def _referenced_versions(warehouse: Warehouse, policy: RetentionPolicy, now: dt.
         )
         for version in recent.stack().dropna():
             keep.setdefault(str(version), f"named by a decision since {since:%Y-%m-%d}")
-    if warehouse.table_exists("registry.models"):
+    if warehouse.table_exists(Table.MODELS):
         fresh = warehouse.query("select model_version from registry.models where trained_at >= ?", [since])
         for version in fresh["model_version"]:
             keep.setdefault(str(version), f"trained since {since:%Y-%m-%d}")
@@ -208,7 +210,7 @@ def plan_retention(
 ) -> RetentionPlan:
     """What the policy deletes, read-only; refuses a CAR window shorter than the specs read."""
     policy = policy or RetentionPolicy()
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or utc_now()
     needed = required_car_months(specs)
     if policy.car_months < needed:
         raise RetentionError(
@@ -238,7 +240,7 @@ def apply_retention(paths: FactoryPaths, plan: RetentionPlan) -> dict[str, int]:
     """Delete what `plan` lists: CAR rows first (one transaction per market), then the files."""
     warehouse = Warehouse(paths.warehouse)
     for market, dates in plan.car_snapshots.items():
-        table = check_identifier(f"car.{market}")
+        table = car_table(market)
 
         def delete(con, table=table, dates=dates) -> None:
             con.execute("begin transaction")

@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 
 from factory_assets.core.model import metrics, registry
-from factory_assets.core.model.context import StageContext, StageReport
 from factory_assets.core.model.registry import ChampionPointer, ModelRecord
+from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import predict_sample_scale
+from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
+from factory_assets.core.specs import ModelSpec
+from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import PartitionCopy
 
-SCORES = "scores.scores"
-HISTORY = "scores.score_history"
 HISTORY_COLUMNS = ["customer_id", "snapshot_date", "raw_score", "probability", "model_version", "decision_id"]
 """What the history keeps of each score row (with market and model)."""
 
@@ -86,7 +87,7 @@ def _as_date(value: object) -> dt.date:
 def _measure(ctx: StageContext, market: str, model: str, version: str, snapshot: dt.date) -> dict | None:
     """Realised performance of the scores `version` gave on `snapshot`, against the labels now known."""
     scored = ctx.warehouse.query(
-        f"select customer_id, raw_score from {HISTORY} "
+        f"select customer_id, raw_score from {Table.SCORE_HISTORY} "
         "where market = ? and model = ? and snapshot_date = ? and model_version = ?",
         [market, model, snapshot, version],
     )
@@ -105,10 +106,13 @@ def update_realised_performance(ctx: StageContext, market: str, model: str) -> l
     A snapshot whose labels hold a single class cannot give an AUC and is left unmeasured.
     """
     history = ctx.warehouse.query(
-        f"select distinct snapshot_date, model_version from {HISTORY} where market = ? and model = ?",
+        f"select distinct snapshot_date, model_version from {Table.SCORE_HISTORY} "
+        "where market = ? and model = ?",
         [market, model],
     )
-    done = registry.read(ctx.warehouse, registry.REALISED, "market = ? and model = ?", [market, model])
+    done = registry.read(
+        ctx.warehouse, Table.REALISED_PERFORMANCE, "market = ? and model = ?", [market, model]
+    )
     measured = {(r.model_version, _as_date(r.snapshot_date)) for r in done.itertuples()}
     labelled = set(prepared.labelled_snapshots(ctx.warehouse, market, model))
     rows = []
@@ -118,13 +122,14 @@ def update_realised_performance(ctx: StageContext, market: str, model: str) -> l
             continue
         row = _measure(ctx, market, model, item.model_version, snapshot)
         if row is not None:
-            registry.write(ctx.warehouse, registry.REALISED, row, ctx.run_id)
+            registry.write(ctx.warehouse, Table.REALISED_PERFORMANCE, row, ctx.run_id)
             rows.append(row)
     return rows
 
 
-def score_cell(ctx: StageContext, market: str, model: str) -> StageReport:
+def score_cell(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
     """Score the latest snapshot with the champion, replace the cell's scores, update realised performance."""
+    model = spec.name
     with ctx.warehouse.session():
         champion = registry.current_champion(ctx.warehouse, market, model)
         if champion is None:
@@ -137,12 +142,14 @@ def score_cell(ctx: StageContext, market: str, model: str) -> StageReport:
     if population.empty:
         raise ValueError(f"{market}/{model}: the population of {snapshot} is empty; nothing to score")
     with ctx.warehouse.released():  # a full population's prediction: hold no connection
-        model_object = ctx.store.load(record.version)
+        model_object = ModelStore(ctx.models_dir).load(record.version)
         scores = score_population(model_object, population, record, champion, ctx.run_id, ctx.now)
     cell = {"market": market, "model": model}
-    history = PartitionCopy(HISTORY, [*HISTORY_COLUMNS, *cell], {**cell, "snapshot_date": snapshot})
+    history = PartitionCopy(
+        Table.SCORE_HISTORY, [*HISTORY_COLUMNS, *cell], {**cell, "snapshot_date": snapshot}
+    )
     with ctx.warehouse.session():
-        ctx.warehouse.replace_partition(SCORES, scores, cell, ctx.run_id, copies=[history])
+        ctx.warehouse.replace_partition(Table.SCORES, scores, cell, ctx.run_id, copies=[history])
         measured = update_realised_performance(ctx, market, model)
     report: dict[str, object] = {
         "rows": len(scores),

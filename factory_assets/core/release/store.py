@@ -10,7 +10,6 @@ or the new manifest and never a manifest whose files are missing or half written
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import json
@@ -217,8 +216,3 @@ class ReleaseStore:
         """customer_id and probability of a release (Data Checker 2's comparison base), verified."""
         path = self.cell_dir(manifest.market, manifest.model) / manifest.reference_file
         return self._read_parquet(path, manifest.reference_sha256)
-
-
-def utc_now() -> dt.datetime:
-    """The current UTC time without tzinfo (how the warehouse stores times)."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

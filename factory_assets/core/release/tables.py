@@ -18,21 +18,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from factory_assets.core.names import Table, frame_table
 from factory_assets.core.release.score_checks import RuleResult
 from factory_assets.core.warehouse import Warehouse, column_types
 
-SCORES_TABLE = "scores.scores"
-REGISTRY_TABLE = "registry.models"
-CHECK_RESULTS_TABLE = "ops.score_check_results"
-RELEASES_TABLE = "release.releases"
 RATE_KEYS = ("test_base_rate", "base_rate")
 """Keys of the champion's test metrics that hold the natural positive rate (the metrics are on the test)."""
 SCORE_COLUMNS = ["customer_id", "snapshot_date", "probability", "percentile", "decile", "model_version"]
-
-
-def training_frame_table(market: str, model: str) -> str:
-    """The training frame of a cell (layout of docs/data_model.md)."""
-    return f"prep.tf__{market}__{model}"
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> pd.DataFrame:
@@ -69,24 +61,24 @@ def _single(frame: pd.DataFrame, column: str, cell: str) -> object:
     values = frame[column].dropna().unique()
     if len(values) > 1:
         shown = ", ".join(str(v) for v in values[:5])
-        raise ValueError(f"{SCORES_TABLE} for {cell} mixes {len(values)} values of {column}: {shown}")
+        raise ValueError(f"{Table.SCORES} for {cell} mixes {len(values)} values of {column}: {shown}")
     return values[0] if len(values) else None
 
 
 def load_cell_scores(con: duckdb.DuckDBPyConnection, market: str, model: str) -> CellScores:
     """The cell's rows of `scores.scores`; one snapshot and one model version or a clear error."""
-    available = table_columns(con, SCORES_TABLE)
+    available = table_columns(con, Table.SCORES)
     cell = f"{market}/{model}"
     if not available:
-        raise ValueError(f"{SCORES_TABLE} does not exist: the scores stage has not written {cell}")
+        raise ValueError(f"{Table.SCORES} does not exist: the scores stage has not written {cell}")
     missing = [c for c in SCORE_COLUMNS if c not in available and c != "percentile"]
     if missing:
-        raise ValueError(f"{SCORES_TABLE} lacks column(s) {missing} needed to release {cell}")
+        raise ValueError(f"{Table.SCORES} lacks column(s) {missing} needed to release {cell}")
     wanted = [c for c in SCORE_COLUMNS if c in available]
     extra = ", eligible_rows" if "eligible_rows" in available else ""
     frame = _query(
         con,
-        f"select {', '.join(wanted)}{extra} from {SCORES_TABLE} where market = ? and model = ?",
+        f"select {', '.join(wanted)}{extra} from {Table.SCORES} where market = ? and model = ?",
         [market, model],
     )
     snapshot = _single(frame, "snapshot_date", cell)
@@ -104,10 +96,10 @@ def expected_population(
 ) -> tuple[int | None, str]:
     """The eligible population's size and its source: the scores' own record, else the training frame."""
     if scores.eligible_rows is not None:
-        return scores.eligible_rows, f"{SCORES_TABLE}.eligible_rows"
-    table = training_frame_table(market, model)
+        return scores.eligible_rows, f"{Table.SCORES}.eligible_rows"
+    table = frame_table(market, model)
     if scores.snapshot_date is None or not table_columns(con, table):
-        return None, f"neither {SCORES_TABLE}.eligible_rows nor {table} at the scored snapshot"
+        return None, f"neither {Table.SCORES}.eligible_rows nor {table} at the scored snapshot"
     sql = f"select count(*) as n from {table} where snapshot_date = ?"
     count = _query(con, sql, [scores.snapshot_date])
     return int(count.iloc[0]["n"]), f"{table} at {scores.snapshot_date}"
@@ -123,11 +115,11 @@ def expected_rate(con: duckdb.DuckDBPyConnection, model_version: str | None) -> 
     """The natural positive rate on the champion's out-of-time test (`metrics.test_base_rate`)."""
     if model_version is None:
         return None, "no model version on the scores"
-    if not table_columns(con, REGISTRY_TABLE):
-        return None, f"{REGISTRY_TABLE} does not exist"
-    rows = _query(con, f"select metrics from {REGISTRY_TABLE} where model_version = ?", [model_version])
+    if not table_columns(con, Table.MODELS):
+        return None, f"{Table.MODELS} does not exist"
+    rows = _query(con, f"select metrics from {Table.MODELS} where model_version = ?", [model_version])
     if rows.empty:
-        return None, f"{REGISTRY_TABLE} has no row for model version {model_version}"
+        return None, f"{Table.MODELS} has no row for model version {model_version}"
     metrics = _metrics(rows.iloc[0]["metrics"])
     for key in RATE_KEYS:
         if metrics.get(key) is not None:
@@ -172,7 +164,7 @@ def store_check_results(
     warehouse: Warehouse, frame: pd.DataFrame, market: str, model: str, run_id: str
 ) -> None:
     """Replace the cell's Data Checker 2 results (all rules of the latest evaluation)."""
-    warehouse.replace_partition(CHECK_RESULTS_TABLE, frame, {"market": market, "model": model}, run_id)
+    warehouse.replace_partition(Table.SCORE_CHECK_RESULTS, frame, {"market": market, "model": model}, run_id)
 
 
 @dataclass(frozen=True)
@@ -199,4 +191,4 @@ def record_release(warehouse: Warehouse, record: ReleaseRecord, run_id: str) -> 
         {"rows": "int64", "path": "str", "sha256": "str", "model_version": "str", "serving_release_id": "str"}
     )
     frame["snapshot_date"] = _dates([record.snapshot_date])
-    warehouse.replace_partition(RELEASES_TABLE, frame, {"release_id": record.release_id}, run_id)
+    warehouse.replace_partition(Table.RELEASES, frame, {"release_id": record.release_id}, run_id)

@@ -15,11 +15,10 @@ from itertools import product
 import pandas as pd
 from tabulate import tabulate
 
+from factory_assets.core.names import CELL_STAGES, Stage, Table
 from factory_assets.core.status import reads
-from factory_assets.core.status.reads import CELL_STAGES
 from factory_assets.core.warehouse import Warehouse
 
-STATUS_GRID_TABLE = "ops.factory_status"
 HEALTH_ORDER = {"failing": 0, "attention": 1, "ok": 2}
 DISPLAY_COLUMNS = {
     "market": "market",
@@ -66,7 +65,7 @@ def _problem(row: pd.Series) -> tuple[str, str]:
     if isinstance(row["dc1_warned"], str):
         return "attention", f"Data Checker 1 warnings: {row['dc1_warned']}"
     not_run = [stage for stage in CELL_STAGES if not row[stage]]
-    if not_run or not row["data_checker_1"]:
+    if not_run or not row[Stage.DATA_CHECKER_1]:
         return "attention", f"not run yet: {', '.join(not_run or ['data_checker_1'])}"
     return "ok", ""
 
@@ -125,7 +124,7 @@ def store_status(warehouse: Warehouse, grid: pd.DataFrame, run_id: str) -> int:
         try:
             con.execute("create schema if not exists ops")
             con.execute(
-                f"create or replace table {STATUS_GRID_TABLE} as select *, ? as _run_id, "
+                f"create or replace table {Table.FACTORY_STATUS} as select *, ? as _run_id, "
                 "current_timestamp::timestamp as _written_at from _grid",
                 [run_id],
             )
@@ -157,7 +156,7 @@ def _display_value(value: object, column: str) -> object:
 def display_frame(grid: pd.DataFrame) -> pd.DataFrame:
     """The compact columns an analyst reads, formatted (shared by the CLI, Markdown and HTML views)."""
     frame = grid.rename(columns={"champion_version": "champion"})
-    frame["stages"] = [f"{sum(row == 'ok')}/{len(CELL_STAGES)}" for row in grid[CELL_STAGES].to_numpy()]
+    frame["stages"] = [f"{sum(row == 'ok')}/{len(CELL_STAGES)}" for row in grid[list(CELL_STAGES)].to_numpy()]
     shown = {column: [_display_value(v, column) for v in frame[column]] for column in DISPLAY_COLUMNS}
     return pd.DataFrame(shown).rename(columns=DISPLAY_COLUMNS)
 

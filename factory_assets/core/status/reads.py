@@ -7,23 +7,9 @@ import json
 
 import pandas as pd
 
-from factory_assets.core.cell_status import MARKET_WIDE, STATUS_TABLE
-from factory_assets.core.release.tables import CHECK_RESULTS_TABLE, REGISTRY_TABLE, RELEASES_TABLE
+from factory_assets.core.cell_status import MARKET_WIDE
+from factory_assets.core.names import CELL_STAGES, Stage, Table
 from factory_assets.core.warehouse import Warehouse
-
-DC1_TABLE = "ops.car_check_results"
-DECISIONS_TABLE = "registry.decisions"
-DRIFT_TABLE = "factory.drift"
-CELL_STAGES = [
-    "training_frame",
-    "model_samples",
-    "drift_report",
-    "challenger_model",
-    "champion_model",
-    "scores",
-    "released_scores",
-]
-"""The model-level stages in pipeline order (`ops.cell_status.stage`)."""
 
 
 def _read(warehouse: Warehouse, table: str, sql: str) -> pd.DataFrame | None:
@@ -32,14 +18,16 @@ def _read(warehouse: Warehouse, table: str, sql: str) -> pd.DataFrame | None:
 
 def stage_columns(warehouse: Warehouse, grid: pd.DataFrame) -> pd.DataFrame:
     """Each cell's outcome per stage ('' = never ran) and its first failed or skipped stage."""
-    rows = _read(warehouse, STATUS_TABLE, f"select market, model, stage, status, message from {STATUS_TABLE}")
+    rows = _read(
+        warehouse, Table.CELL_STATUS, f"select market, model, stage, status, message from {Table.CELL_STATUS}"
+    )
     grid = grid.assign(data_checker_1="", **{stage: "" for stage in CELL_STAGES}, stage_problem="")
     if rows is None:
         return grid
     by_key = {(r.market, r.model, r.stage): (r.status, r.message) for r in rows.itertuples()}
     for index, cell in grid.iterrows():
-        dc1 = by_key.get((cell.market, MARKET_WIDE, "data_checker_1"))
-        grid.at[index, "data_checker_1"] = dc1[0] if dc1 else ""
+        dc1 = by_key.get((cell.market, MARKET_WIDE, Stage.DATA_CHECKER_1))
+        grid.at[index, Stage.DATA_CHECKER_1] = dc1[0] if dc1 else ""
         for stage in CELL_STAGES:
             status, message = by_key.get((cell.market, cell.model, stage), ("", ""))
             grid.at[index, stage] = status
@@ -51,15 +39,17 @@ def stage_columns(warehouse: Warehouse, grid: pd.DataFrame) -> pd.DataFrame:
 def dc1(warehouse: Warehouse) -> pd.DataFrame | None:
     """Per market, its latest snapshot's Data Checker 1 blocking failures and warnings."""
     sql = f"""
-        with latest as (select market, max(snapshot_date) as snapshot_date from {DC1_TABLE} group by market)
+        with latest as (
+            select market, max(snapshot_date) as snapshot_date from {Table.CAR_CHECK_RESULTS} group by market
+        )
         select market, max(snapshot_date)::date as dc1_snapshot,
             string_agg("check", ', ' order by "check") filter (not passed and severity = 'blocking')
                 as dc1_failed,
             string_agg("check", ', ' order by "check") filter (not passed and severity <> 'blocking')
                 as dc1_warned
-        from {DC1_TABLE} join latest using (market, snapshot_date)
+        from {Table.CAR_CHECK_RESULTS} join latest using (market, snapshot_date)
         group by market"""
-    return _read(warehouse, DC1_TABLE, sql)
+    return _read(warehouse, Table.CAR_CHECK_RESULTS, sql)
 
 
 def decisions(warehouse: Warehouse) -> pd.DataFrame | None:
@@ -67,9 +57,9 @@ def decisions(warehouse: Warehouse) -> pd.DataFrame | None:
     sql = f"""
         select market, model, decided_at as last_decision_at, outcome as last_decision,
                reason as last_decision_reason, live_version as champion_version
-        from {DECISIONS_TABLE}
+        from {Table.DECISIONS}
         qualify row_number() over (partition by market, model order by decided_at desc) = 1"""
-    return _read(warehouse, DECISIONS_TABLE, sql)
+    return _read(warehouse, Table.DECISIONS, sql)
 
 
 def _metric(metrics: object, name: str) -> float | None:
@@ -82,10 +72,10 @@ def _metric(metrics: object, name: str) -> float | None:
 
 def champions(warehouse: Warehouse, versions: list[str], now: dt.datetime) -> pd.DataFrame | None:
     """Age in days (since training) and test AUC of the given model versions."""
-    if not versions or not warehouse.table_exists(REGISTRY_TABLE):
+    if not versions or not warehouse.table_exists(Table.MODELS):
         return None
     rows = warehouse.query(
-        f"select model_version as champion_version, trained_at, metrics from {REGISTRY_TABLE} "
+        f"select model_version as champion_version, trained_at, metrics from {Table.MODELS} "
         "where model_version in (select unnest(?))",
         [versions],
     )
@@ -102,8 +92,8 @@ def champions(warehouse: Warehouse, versions: list[str], now: dt.datetime) -> pd
 def drift(warehouse: Warehouse) -> pd.DataFrame | None:
     """Per cell, the drift share of the latest drift record."""
     sql = "select market, model, arg_max(drift_share, _written_at) as drift_share "
-    sql += f"from {DRIFT_TABLE} group by all"
-    return _read(warehouse, DRIFT_TABLE, sql)
+    sql += f"from {Table.DRIFT} group by all"
+    return _read(warehouse, Table.DRIFT, sql)
 
 
 def releases(warehouse: Warehouse) -> pd.DataFrame | None:
@@ -112,14 +102,14 @@ def releases(warehouse: Warehouse) -> pd.DataFrame | None:
         with attempts as (
             select *, row_number() over (partition by market, model order by _written_at desc) as attempt,
                    row_number() over (partition by market, model, status order by released_at desc) as recent
-            from {RELEASES_TABLE})
+            from {Table.RELEASES})
         select market, model,
             max(release_id) filter (status = 'released' and recent = 1) as last_release_id,
             max(released_at) filter (status = 'released' and recent = 1) as last_release_at,
             bool_or(status = 'held_back' and attempt = 1) as held_back,
             max(reason) filter (status = 'held_back' and attempt = 1) as held_back_reason
         from attempts group by market, model"""
-    return _read(warehouse, RELEASES_TABLE, sql)
+    return _read(warehouse, Table.RELEASES, sql)
 
 
 def score_checks(warehouse: Warehouse) -> pd.DataFrame | None:
@@ -127,5 +117,5 @@ def score_checks(warehouse: Warehouse) -> pd.DataFrame | None:
     sql = f"""
         select market, model,
             coalesce(string_agg("check", ', ' order by "check") filter (not passed), 'pass') as score_checks
-        from {CHECK_RESULTS_TABLE} group by market, model"""
-    return _read(warehouse, CHECK_RESULTS_TABLE, sql)
+        from {Table.SCORE_CHECK_RESULTS} group by market, model"""
+    return _read(warehouse, Table.SCORE_CHECK_RESULTS, sql)

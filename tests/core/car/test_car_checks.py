@@ -13,7 +13,6 @@ from support.car_sample import month_ends, sample_car
 from factory_assets.core import cell_status
 from factory_assets.core.car import checks as car_checks
 from factory_assets.core.car.check_store import (
-    RESULTS_TABLE,
     evaluate_market,
     gate_outcome,
     latest_results,
@@ -23,6 +22,7 @@ from factory_assets.core.car.checks import CarCheckThresholds, CheckResult, mark
 from factory_assets.core.car.ingest import Rejection, SnapshotInput, prepare_snapshot, write_snapshot
 from factory_assets.core.cell_status import MARKET_WIDE
 from factory_assets.core.contract import load_contract
+from factory_assets.core.names import Table
 
 MONTHS = month_ends(dt.date(2024, 1, 1), 6)
 T = CarCheckThresholds()
@@ -237,7 +237,7 @@ def test_re_evaluation_replaces_the_results_of_the_snapshot(warehouse):
     evaluate_market(warehouse, "uk", [], "run-1")
     evaluate_market(warehouse, "uk", [], "run-2")
 
-    rows = warehouse.query(f"select _run_id, count(*) as n from {RESULTS_TABLE} group by 1")
+    rows = warehouse.query(f"select _run_id, count(*) as n from {Table.CAR_CHECK_RESULTS} group by 1")
 
     assert rows.to_dict("records") == [{"_run_id": "run-2", "n": len(car_checks.CHECKS)}]
 
@@ -250,7 +250,9 @@ def test_only_rejected_files_are_filed_under_their_snapshot(warehouse):
     assert checked == MONTHS[0] and gate.status == "failed"
     assert "contract" in gate.message and "volume (no snapshot of the market is held)" in gate.message
     detail = json.loads(
-        warehouse.query(f"""select detail from {RESULTS_TABLE} where "check" = 'contract'""").iloc[0, 0]
+        warehouse.query(f"""select detail from {Table.CAR_CHECK_RESULTS} where "check" = 'contract'""").iloc[
+            0, 0
+        ]
     )
     assert detail["rejected"][0]["reason"] == "unreadable"
 

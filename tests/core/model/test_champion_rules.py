@@ -10,6 +10,7 @@ import pytest
 from factory_assets.core.model import registry
 from factory_assets.core.model.champion import SameTestComparison, compare_on_test, decide
 from factory_assets.core.model.triggers import ChampionFacts, evaluate_triggers, explain, fired
+from factory_assets.core.names import Table
 from factory_assets.core.specs import ReplacementRules, RetrainRules
 
 NOW = dt.datetime(2026, 6, 30, 12, 0)
@@ -154,7 +155,7 @@ def store_decision(warehouse, decision_id, when, outcome, live):
         "reason": "r",
         "live_version": live,
     }
-    registry.write(warehouse, registry.DECISIONS, row, "run")
+    registry.write(warehouse, Table.DECISIONS, row, "run")
 
 
 def test_champion_at_reads_the_decisions(warehouse):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factory_assets.core.names import frame_table
 from factory_assets.core.prep import prepared
 from factory_assets.core.prep.checks import sample_facts
 from factory_assets.core.prep.frame import build_training_frame
@@ -200,7 +201,7 @@ def test_read_api_of_the_frame(sampled: Warehouse) -> None:
     assert len(population) == 1500 and population.target.isna().all()
     older = prepared.load_population(sampled, "uk", "s", [], dt.date(2024, 2, 1))
     assert older.target.notna().all()
-    assert prepared.training_frame_table("uk", "s") == "prep.tf__uk__s"
+    assert frame_table("uk", "s") == "prep.tf__uk__s"
 
 
 def test_read_api_errors_name_the_column_and_the_snapshot(sampled: Warehouse) -> None:

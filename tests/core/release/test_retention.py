@@ -17,6 +17,7 @@ from support.reliability import MARKET, MODEL, cached_clean_build, copy_factory
 
 from factory_assets.core.model import registry
 from factory_assets.core.model.store import ModelStore
+from factory_assets.core.names import Table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.release.publish import publish
 from factory_assets.core.release.retention import (
@@ -84,10 +85,10 @@ def _registry(paths: FactoryPaths, wh: Warehouse) -> dict[str, str]:
             "live_version",
         ],
     ).assign(market="m1", model=MODEL)
-    wh.replace_partition("registry.decisions", decisions, {"market": "m1"}, "t")
+    wh.replace_partition(Table.DECISIONS, decisions, {"market": "m1"}, "t")
     trained = [(v, OLD) for k, v in versions.items() if k != "fresh"] + [(versions["fresh"], RECENT)]
     models = pd.DataFrame(trained, columns=["model_version", "trained_at"]).assign(market="m1", model=MODEL)
-    wh.replace_partition("registry.models", models, {"market": "m1"}, "t")
+    wh.replace_partition(Table.MODELS, models, {"market": "m1"}, "t")
     paths.models.mkdir(parents=True, exist_ok=True)
     for name, version in versions.items():
         for suffix in (".cbm", ".reference.parquet"):
@@ -126,7 +127,7 @@ def _releases(paths: FactoryPaths, wh: Warehouse, champion: str) -> list[str]:
                 }
             ]
         )
-        wh.replace_partition("release.releases", row, {"release_id": manifest.release_id}, "t")
+        wh.replace_partition(Table.RELEASES, row, {"release_id": manifest.release_id}, "t")
     for path in store.cell_dir("m1", MODEL).iterdir():
         _age(path, OLD)
     return ids

@@ -10,6 +10,7 @@ import pytest
 
 from factory_assets.core import cell_status
 from factory_assets.core.cell_status import MARKET_WIDE, StageOutcome
+from factory_assets.core.names import Table
 from factory_assets.core.release.tables import ReleaseRecord, record_release
 from factory_assets.core.status.grid import CELL_STAGES, build_status, format_status_table, store_status
 from factory_assets.core.status.html import render_status_html
@@ -80,7 +81,7 @@ def factory(warehouse: Warehouse) -> Warehouse:
     write(warehouse, "ops.car_check_results", checks, "market", "snapshot_date")
     write(
         warehouse,
-        "registry.models",
+        Table.MODELS,
         [
             {
                 "model_version": "v1",
@@ -97,7 +98,7 @@ def factory(warehouse: Warehouse) -> Warehouse:
     )
     write(
         warehouse,
-        "registry.decisions",
+        Table.DECISIONS,
         [
             {
                 "decision_id": "d1",
