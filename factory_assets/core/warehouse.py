@@ -77,6 +77,18 @@ def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {column: str(kind) for column, kind in rows}
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One explicit transaction on `con`: committed when the block ends, rolled back if it raises."""
+    con.execute("begin transaction")
+    try:
+        yield con
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
@@ -260,17 +272,12 @@ class Warehouse:
 
         def write(con: duckdb.DuckDBPyConnection) -> int:
             con.register("_incoming", data)
-            con.execute("begin transaction")
-            try:
+            with transaction(con):
                 _replace(con, table, "select * from _incoming", partition)
                 for copy in copies:
                     columns = ", ".join([*copy.columns, *LINEAGE_COLUMNS])
                     source = f"select {columns} from {table} where {where}"
                     _replace(con, copy.table, source, copy.partition, list(partition.values()))
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
             return len(data)
 
         return self._with_retry(write)

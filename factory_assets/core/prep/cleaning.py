@@ -18,6 +18,7 @@ Every evaluated rule is a row of `prep.variable_decisions`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -103,28 +104,39 @@ def _numeric_stats(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataF
     return con.execute(" union all ".join(parts)).df().set_index("variable") if parts else pd.DataFrame()
 
 
+def _union(
+    con: duckdb.DuckDBPyConnection, names: list[str], part: Callable[[str], str]
+) -> pd.DataFrame | None:
+    """One query over every variable: `part(name)` per variable, unioned; None when there are none."""
+    if not names:
+        return None
+    return con.execute(" union all ".join(part(name) for name in names)).df()
+
+
 def _levels(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, pd.DataFrame]:
-    parts = [
-        f"select {literal(name)} as variable, cast({quote(name)} as varchar) as level, count(*) as n, "
-        f"sum({TARGET}) as p from {_SAMPLE} group by 2"
-        for name in names
-    ]
-    if not parts:
+    frame = _union(
+        con,
+        names,
+        lambda name: (
+            f"select {literal(name)} as variable, cast({quote(name)} as varchar) as level, "
+            f"count(*) as n, sum({TARGET}) as p from {_SAMPLE} group by 2"
+        ),
+    )
+    if frame is None:
         return {}
-    frame = con.execute(" union all ".join(parts)).df()
     return {name: group.drop(columns="variable") for name, group in frame.groupby("variable", sort=False)}
 
 
 def _id_ratios(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, float]:
-    parts = [
-        f"select {literal(name)} as variable, avg(d / n) as ratio from (select {SNAPSHOT}, "
-        f"count(distinct {quote(name)}) as d, count(*) as n from {_SAMPLE} group by 1)"
-        for name in names
-    ]
-    if not parts:
-        return {}
-    rows = con.execute(" union all ".join(parts)).fetchall()
-    return {name: float(ratio) for name, ratio in rows}
+    frame = _union(
+        con,
+        names,
+        lambda name: (
+            f"select {literal(name)} as variable, avg(d / n) as ratio from (select {SNAPSHOT}, "
+            f"count(distinct {quote(name)}) as d, count(*) as n from {_SAMPLE} group by 1)"
+        ),
+    )
+    return {} if frame is None else {row.variable: float(row.ratio) for row in frame.itertuples()}
 
 
 def _rule(name: str, rule: str, measured: float | None, threshold: float, what: str) -> Decision:

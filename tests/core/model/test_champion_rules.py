@@ -47,47 +47,50 @@ def triggers(champion=CHAMPION, drift=0.1, realised=0.79, labelled=(dt.date(2026
     return evaluate_triggers(champion, drift, realised, list(labelled), now, RETRAIN)
 
 
-def test_no_champion_trigger_fires_alone():
-    results = triggers(champion=None)
-    assert fired(results) == ["no_champion"]
+@pytest.mark.parametrize(
+    ("case", "kwargs", "expected"),
+    [
+        ("no champion fires alone", {"champion": None}, ["no_champion"]),
+        ("drift at its threshold", {"drift": 0.3}, ["drift"]),
+        ("champion older than the limit", {"now": NOW + dt.timedelta(days=85)}, ["age"]),
+        ("realised AUC dropped 0.06 > 0.05", {"realised": 0.74}, ["decay"]),
+        ("realised AUC dropped 0.04", {"realised": 0.76}, []),
+        (
+            "three labelled snapshots since training",
+            {"labelled": [dt.date(2026, m, 28) for m in (3, 4, 5, 6, 7)]},
+            ["new_labels"],
+        ),
+        ("nothing changed", {}, []),
+        ("no drift report, no realised performance", {"drift": None, "realised": None}, []),
+    ],
+)
+def test_each_trigger_fires_exactly_when_its_rule_says(case, kwargs, expected):
+    assert fired(triggers(**kwargs)) == expected, case
 
 
-def test_drift_trigger():
-    assert fired(triggers(drift=0.3)) == ["drift"]
-    assert "drift share 0.300 >= 0.3" in explain(triggers(drift=0.3))
+@pytest.mark.parametrize(
+    ("kwargs", "phrase"),
+    [
+        ({"drift": 0.3}, "drift share 0.300 >= 0.3"),
+        ({}, "no trigger fired"),
+        ({}, "drift share 0.100 < 0.3"),
+        ({"drift": None}, "no drift report"),
+        ({"realised": None}, "no realised performance"),
+    ],
+)
+def test_the_explanation_says_why(kwargs, phrase):
+    assert phrase in explain(triggers(**kwargs))
 
 
-def test_age_trigger():
-    assert fired(triggers(now=NOW + dt.timedelta(days=85))) == ["age"]
-
-
-def test_decay_trigger():
-    assert fired(triggers(realised=0.74)) == ["decay"]  # drop 0.06 > 0.05
-    assert fired(triggers(realised=0.76)) == []  # drop 0.04
-
-
-def test_new_labels_trigger():
-    labelled = [dt.date(2026, m, 28) for m in (3, 4, 5, 6, 7)]  # three after 2026-04-30
-    assert fired(triggers(labelled=labelled)) == ["new_labels"]
-
-
-def test_no_trigger_records_every_value_and_why():
-    results = triggers()
-    assert fired(results) == []
-    by_name = {r.name: r for r in results}
+@pytest.mark.parametrize(
+    ("name", "value", "threshold"),
+    [("drift", 0.1, 0.3), ("age", 10.0, 90), ("decay", 0.01, 0.05), ("new_labels", 1.0, 3)],
+)
+def test_every_trigger_records_its_value_and_threshold(name, value, threshold):
+    by_name = {r.name: r for r in triggers()}
     assert set(by_name) == {"no_champion", "drift", "age", "decay", "new_labels"}
-    assert by_name["drift"].value == pytest.approx(0.1) and by_name["drift"].threshold == 0.3
-    assert by_name["age"].value == pytest.approx(10.0)
-    assert by_name["decay"].value == pytest.approx(0.01)
-    assert by_name["new_labels"].value == 1.0
-    reason = explain(results)
-    assert reason.startswith("no trigger fired") and "drift share 0.100 < 0.3" in reason
-
-
-def test_missing_drift_or_realised_performance_do_not_fire():
-    results = triggers(drift=None, realised=None)
-    assert fired(results) == []
-    assert "no drift report" in explain(results) and "no realised performance" in explain(results)
+    assert by_name[name].value == pytest.approx(value)
+    assert by_name[name].threshold == pytest.approx(threshold)
 
 
 # --- replacement rules -----------------------------------------------------------------------------
@@ -98,36 +101,78 @@ def test_no_champion_promotes():
     assert (verdict.outcome, verdict.live_version, verdict.rule_version) == ("promote", "new", "test-1")
 
 
-def test_better_and_significant_replaces():
-    verdict = decide("new", "old", comparison(0.75, 3.0, 0.72, 3.0, p=0.01), RULES)
-    assert verdict.outcome == "replace" and verdict.live_version == "new"
-
-
-def test_better_but_not_significant_keeps():
-    verdict = decide("new", "old", comparison(0.75, 3.0, 0.72, 3.0, p=0.2), RULES)
-    assert verdict.outcome == "keep" and verdict.live_version == "old" and "not significant" in verdict.reason
-
-
-def test_uplift_below_margin_keeps():
-    verdict = decide("new", "old", comparison(0.723, 3.0, 0.72, 3.0, p=0.001), RULES)
-    assert verdict.outcome == "keep" and "uplift" in verdict.reason
-
-
-def test_below_minimum_quality_keeps():
-    low_auc = decide("new", "old", comparison(0.59, 3.0, 0.50, 3.0, p=0.001), RULES)
-    few_positives = decide("new", "old", comparison(0.80, 3.0, 0.70, 3.0, p=0.001, positives=5), RULES)
-    assert low_auc.outcome == "keep" and "minimum quality" in low_auc.reason
-    assert few_positives.outcome == "keep" and "positives" in few_positives.reason
-
-
-def test_lift_drop_vetoes():
-    verdict = decide("new", "old", comparison(0.78, 2.5, 0.72, 2.7, p=0.001), RULES)
-    assert verdict.outcome == "veto" and verdict.live_version == "old" and "lift" in verdict.reason
-
-
-def test_identical_challenger_keeps():
-    verdict = decide("same", "same", comparison(0.75, 3.0, 0.75, 3.0, p=1.0), RULES)
-    assert verdict.outcome == "keep" and "identical" in verdict.reason
+@pytest.mark.parametrize(
+    ("case", "challenger", "champion", "test", "outcome", "live", "phrase"),
+    [
+        (
+            "better and significant",
+            "new",
+            "old",
+            comparison(0.75, 3.0, 0.72, 3.0, p=0.01),
+            "replace",
+            "new",
+            "uplift",
+        ),
+        (
+            "better, not significant",
+            "new",
+            "old",
+            comparison(0.75, 3.0, 0.72, 3.0, p=0.2),
+            "keep",
+            "old",
+            "not significant",
+        ),
+        (
+            "uplift below the margin",
+            "new",
+            "old",
+            comparison(0.723, 3.0, 0.72, 3.0, p=0.001),
+            "keep",
+            "old",
+            "uplift",
+        ),
+        (
+            "AUC below the minimum",
+            "new",
+            "old",
+            comparison(0.59, 3.0, 0.50, 3.0, p=0.001),
+            "keep",
+            "old",
+            "minimum quality",
+        ),
+        (
+            "too few test positives",
+            "new",
+            "old",
+            comparison(0.80, 3.0, 0.70, 3.0, p=0.001, positives=5),
+            "keep",
+            "old",
+            "positives",
+        ),
+        (
+            "top-decile lift drops",
+            "new",
+            "old",
+            comparison(0.78, 2.5, 0.72, 2.7, p=0.001),
+            "veto",
+            "old",
+            "lift",
+        ),
+        (
+            "identical challenger",
+            "same",
+            "same",
+            comparison(0.75, 3.0, 0.75, 3.0, p=1.0),
+            "keep",
+            "same",
+            "identical",
+        ),
+    ],
+)
+def test_each_replacement_rule_decides_and_says_why(case, challenger, champion, test, outcome, live, phrase):
+    verdict = decide(challenger, champion, test, RULES)
+    assert (verdict.outcome, verdict.live_version) == (outcome, live), case
+    assert phrase in verdict.reason, f"{case}: {verdict.reason}"
 
 
 def test_compare_on_test_scores_both_models_on_the_same_rows():
@@ -137,7 +182,8 @@ def test_compare_on_test_scores_both_models_on_the_same_rows():
     weak = 1 / (1 + np.exp(-(0.3 * (2 * y - 1) + rng.normal(size=3000))))
     result = compare_on_test(y, strong, 0.5, weak, 1.0)
     assert result.challenger["rows"] == result.champion["rows"] == 3000
-    assert result.auc_uplift > 0.1 and result.delong_p < 1e-6
+    assert result.auc_uplift > 0.1
+    assert result.delong_p < 1e-6
     assert decide("strong", "weak", result, RULES).outcome == "replace"
 
 
