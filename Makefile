@@ -3,10 +3,14 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# PROJECT=<folder> runs any target on another deployment (its own data and Dagster instance).
+ifdef PROJECT
+export FACTORY_PROJECT_DIR := $(abspath $(PROJECT))
+export DAGSTER_HOME := $(abspath $(PROJECT))/.dagster_home
+endif
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-export FACTORY_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install run test lint ui serve bench clean
+.PHONY: install run run-insurer run-once test lint ui serve bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -19,6 +23,15 @@ install: $(STAMP)
 run: install
 	mkdir -p $(DAGSTER_HOME)
 	$(PY) -m factory_assets.cli demo
+
+## The insurer example deployment (examples/insurer): its own contract, specs, settings, data and instance.
+run-insurer: install
+	DAGSTER_HOME=$(CURDIR)/examples/insurer/.dagster_home $(PY) -m factory_assets.cli --project examples/insurer insurer
+
+## Every market of a deployment once, in process (no daemon): make run-once PROJECT=<folder>.
+run-once: install
+	mkdir -p $(DAGSTER_HOME)
+	$(PY) -m factory_assets.cli once
 
 test: install
 	bash scripts/ensure_chromium.sh
@@ -35,4 +48,4 @@ serve: install
 	$(VENV)/bin/uvicorn serving.api:app --host 127.0.0.1 --port 8000
 
 clean:
-	rm -rf data .dagster_home
+	rm -rf data .dagster_home examples/*/data examples/*/.dagster_home

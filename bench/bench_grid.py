@@ -4,7 +4,7 @@
 
 The demo has six model specs; the other models of `--models` are copies of them with another seed
 (`<spec>_s<k>`: same target and features, another sample and model), written to a temporary specs
-folder that FACTORY_SPECS_DIR names before the factory is imported (a model is one spec file).
+deployment folder that FACTORY_PROJECT_DIR names before the factory is imported (a model is one spec file).
 Per market: the ingest run and the row run through Dagster in-process (as in bench_factory.py),
 then CatBoost alone (fit on the cell's own samples, predict on its test split and population) for
 that market's cells, so that the machine's load hits both sides alike. Reported: the grid's wall
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from collections import defaultdict
@@ -54,17 +55,19 @@ def main() -> None:
     parser.add_argument("--write-doc", action="store_true", help="write the section of docs/benchmarks.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_grid_") as tmp:
-        specs = Path(tmp) / "specs"
+        project = Path(tmp) / "deployment"
+        shutil.copytree(REPO / "config", project / "config")
+        specs = project / "model_specs"
         specs.mkdir()
         names = write_specs(specs, args.models)
-        os.environ["FACTORY_SPECS_DIR"] = str(specs)
+        os.environ["FACTORY_PROJECT_DIR"] = str(project)
         run(args, Path(tmp), names)
 
 
 def run(args: argparse.Namespace, root: Path, names: list[str]) -> None:
     """Land the grid's CAR, then per market: Dagster ingest + row run, then CatBoost alone."""
     sys.path.insert(0, str(Path(__file__).parent))
-    import bench_factory as bf  # imports the factory: FACTORY_SPECS_DIR must be set before
+    import bench_factory as bf  # imports the factory: FACTORY_PROJECT_DIR must be set before
     import common
     import dagster as dg
 

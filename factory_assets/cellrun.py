@@ -17,7 +17,6 @@ import pandas as pd
 
 from factory_assets.core import cell_status
 from factory_assets.core.cell_status import StageOutcome
-from factory_assets.core.contract import load_contract
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import Warehouse
@@ -27,7 +26,7 @@ from factory_assets.specs_registry import SPECS
 CellWork = Callable[[Cell], Mapping[str, object]]
 CellStage = Callable[[StageContext, ModelSpec, str], StageReport]
 """Every per-cell stage of the core: `stage(ctx, spec, market) -> report`."""
-STAGE_RESOURCES = {"warehouse", "model_store", "reports", "release_store"}
+STAGE_RESOURCES = {"deployment", "warehouse", "model_store", "reports", "release_store"}
 """The resources a `StageContext` is built from; every stage asset requires them."""
 
 
@@ -61,14 +60,13 @@ def to_metadata(report: StageReport) -> dict[str, object]:
 def stage_context(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> StageContext:
     """The run's `StageContext`, built from the resources in `STAGE_RESOURCES`."""
     resources = context.resources
-    labels = frozenset(name for name, rule in load_contract().columns.items() if rule.role == "label")
     return StageContext(
         warehouse=resources.warehouse.get(),
         models_dir=Path(resources.model_store.root),
         reports_dir=Path(resources.reports.root),
         releases_dir=Path(resources.release_store.root),
         run_id=context.run.run_id,
-        label_columns=labels,
+        label_columns=resources.deployment.get().label_columns,
     )
 
 

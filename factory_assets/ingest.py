@@ -12,9 +12,9 @@ from factory_assets.core.car import checks as car_checks
 from factory_assets.core.car.check_store import evaluate_market, latest_snapshot, stored_result
 from factory_assets.core.car.checks import CarCheckThresholds, CheckResult
 from factory_assets.core.car.ingest import Rejection, collect_inputs, ingest_market, market_summary
-from factory_assets.core.contract import load_contract
 from factory_assets.core.names import Stage, car_table
 from factory_assets.partitions import markets_partitions
+from resources.deployment import DeploymentResource
 from resources.landing import LandingResource
 from resources.warehouse import WarehouseResource
 
@@ -24,8 +24,9 @@ class CarSnapshotsConfig(dg.Config):
 
     check_thresholds: dict[str, float] = Field(
         default_factory=dict,
-        description="Overrides of Data Checker 1 thresholds (fields of CarCheckThresholds), e.g. "
-        "{'min_volume_ratio': 0.4}; unknown names are rejected.",
+        description="Overrides of Data Checker 1 thresholds (fields of CarCheckThresholds) for this run, "
+        "on top of the deployment's (config/factory.yaml), e.g. {'min_volume_ratio': 0.4}; unknown "
+        "names are rejected.",
     )
 
 
@@ -66,6 +67,7 @@ def _check_metadata(results: list[CheckResult]) -> dg.MetadataValue:
 def car_snapshots(
     context: dg.AssetExecutionContext,
     config: CarSnapshotsConfig,
+    deployment: DeploymentResource,
     warehouse: WarehouseResource,
     landing: LandingResource,
 ) -> dg.MaterializeResult:
@@ -77,10 +79,12 @@ def car_snapshots(
     sets the market's gate for the model stages.
     """
     market = context.partition_key
-    wh, contract = warehouse.get(), load_contract()
-    thresholds = CarCheckThresholds.model_validate(config.check_thresholds)
+    wh, settings = warehouse.get(), deployment.get()
+    contract = settings.contract
+    defaults, severities = settings.checker_one(market)
+    thresholds = CarCheckThresholds.model_validate({**defaults.model_dump(), **config.check_thresholds})
     folder = landing.folder()
-    inputs, problems = collect_inputs(folder, landing.external_source(), market, contract.customer_key)
+    inputs, problems = collect_inputs(folder, landing.external_sources(), market, contract.customer_key)
     if not inputs and not problems and latest_snapshot(wh, market) is None:
         settling = len(folder.scan().pending)
         raise dg.Failure(
@@ -92,7 +96,14 @@ def car_snapshots(
     for rejection in rejected:
         context.log.warning(f"rejected for market '{market}': {rejection.reason}")
     checked, results, gate = evaluate_market(
-        wh, market, rejected, context.run_id, thresholds, contract.customer_key
+        wh,
+        market,
+        rejected,
+        context.run_id,
+        thresholds,
+        contract.customer_key,
+        severities,
+        label_columns=settings.label_columns,
     )
     context.log.info(f"Data Checker 1 for '{market}' on {checked}: {gate.status} ({gate.message})")
     new_dates = [str(d) for d in report.ingested]
@@ -136,7 +147,8 @@ def _stored_check(check: str) -> dg.AssetChecksDefinition:
         name=check,
         partitions_def=markets_partitions,
         blocking=blocking,
-        description=f"Data Checker 1 ({car_checks.CHECKS[check]}): {car_checks.DESCRIPTIONS[check]}",
+        description=f"Data Checker 1 ({car_checks.CHECKS[check]} unless the deployment says otherwise): "
+        f"{car_checks.DESCRIPTIONS[check]}",
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         rows = {market: _market_result(warehouse, market, check) for market in context.partition_keys}
@@ -151,7 +163,11 @@ def _stored_check(check: str) -> dg.AssetChecksDefinition:
                     metadata[f"{prefix}{key}"] = float(row[key])
             metadata[f"{prefix}detail"] = dg.MetadataValue.json(row["detail"])
             metadata |= _failure_tables(prefix, row["detail"])
-        severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
+        # The stored severity is the deployment's for that market (a blocking check may be made a
+        # warning or turned off): a failure is an error only where it was stored as blocking.
+        judged = failed or list(rows)
+        stops = [market for market in judged if rows[market]["severity"] == "blocking"]
+        severity = dg.AssetCheckSeverity.ERROR if stops else dg.AssetCheckSeverity.WARN
         return dg.AssetCheckResult(passed=not failed, severity=severity, metadata=metadata)
 
     return _check

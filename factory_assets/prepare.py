@@ -39,7 +39,9 @@ def training_frame(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """One row per eligible customer x snapshot with the target and candidate features.
 
     Target from the spec (a product movement `horizon` months on, or a label column); NULL where
-    the outcome snapshot is not in the CAR yet (the scoring population). History per customer
+    the outcome is not known yet. Every eligible customer of the CAR's latest snapshot is kept
+    whatever their outcome: that is the scoring population (`scoring_rows` at `scoring_snapshot`),
+    never an older snapshot. Training reads only rows with a known target. History per customer
     (lags, rolling aggregates, deltas, trends, recency) over calendar months. Each candidate
     variable is measured (missing share, dominant share, distinct / rows, single-variable AUC,
     levels) and kept, dropped or grouped, with the reason, in `prep.variable_decisions`.
@@ -50,6 +52,11 @@ def training_frame(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         report = training_frame_stage(ctx, spec, market)
         if report["positives"] == 0:
             context.log.warning(f"training_frame {market}/{spec.name}: the labelled rows hold no positive")
+        if report["scoring_rows"] == 0:
+            context.log.warning(
+                f"training_frame {market}/{spec.name}: nobody is eligible in the latest snapshot "
+                f"{report['scoring_snapshot']}; scoring will fail"
+            )
         return report
 
     return run_stage(context, Stage.TRAINING_FRAME, [Stage.DATA_CHECKER_1], work)

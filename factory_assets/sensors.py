@@ -17,15 +17,15 @@ from resources.landing import LandingResource
 MAX_LISTED_PROBLEMS = 20
 
 
-def _external_source(
+def _external_sources(
     context: dg.SensorEvaluationContext, landing: LandingResource
-) -> ExternalCarSource | None:
-    """The external CAR, or None (logged) when its mapping is broken: landed files still proceed."""
+) -> list[ExternalCarSource]:
+    """The external CARs; none (logged) when a mapping is broken: landed files still proceed."""
     try:
-        return landing.external_source()
+        return landing.external_sources()
     except ExternalMappingError as exc:
-        context.log.error(f"external CAR skipped this tick: {exc}")
-        return None
+        context.log.error(f"external CARs skipped this tick: {exc}")
+        return []
 
 
 @dg.sensor(
@@ -37,7 +37,7 @@ def _external_source(
 def new_car_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
     """One `car_ingest_job` run per market with new or changed snapshot files; bad files are reported."""
     known = context.instance.get_dynamic_partitions(markets_partitions.name)
-    plan = plan_tick(landing.folder().scan(), context.cursor, known, _external_source(context, landing))
+    plan = plan_tick(landing.folder().scan(), context.cursor, known, _external_sources(context, landing))
     for problem in plan.new_problems:
         context.log.warning(f"CAR landing problem (file skipped): {problem}")
     if plan.pending:

@@ -1,12 +1,10 @@
-"""The model specs, loaded and validated once when the definitions load."""
+"""The deployment and its model specs, loaded and validated once when the definitions load."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from factory_assets.core.specs import ModelSpec
+from factory_assets.deployment import Deployment, current
 
-from factory_assets.core.paths import DEFAULT_SPECS_DIR
-from factory_assets.core.specs import ModelSpec, load_specs
-
-SPECS_DIR = Path(os.environ.get("FACTORY_SPECS_DIR", str(DEFAULT_SPECS_DIR)))
-SPECS: dict[str, ModelSpec] = load_specs(SPECS_DIR)
+DEPLOYMENT: Deployment = current()
+"""The deployment the environment names (`FACTORY_PROJECT_DIR`, default: the repository root)."""
+SPECS: dict[str, ModelSpec] = DEPLOYMENT.specs

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factory_assets.core.paths import FactoryPaths
+from factory_assets.deployment import Deployment, current
+from resources.deployment import DeploymentResource
 from resources.landing import LandingResource
 from resources.model_store import ModelStoreResource
 from resources.release_store import ReleaseStoreResource
@@ -12,12 +13,23 @@ from resources.reports import ReportStoreResource
 from resources.warehouse import WarehouseResource
 
 
-def build_resources(data_dir: Path) -> dict[str, object]:
-    """Every resource the factory uses, laid out under one data directory."""
-    paths = FactoryPaths(Path(data_dir))
+def build_resources(data_dir: Path | None = None, deployment: Deployment | None = None) -> dict[str, object]:
+    """Every resource the factory uses for a deployment (default: `current()`), its data under `data_dir`.
+
+    `data_dir` (tests, benchmarks) overrides where the deployment keeps its data.
+    """
+    deployment = deployment or current()
+    if data_dir is not None:
+        deployment = Deployment(deployment.root, Path(data_dir))
+    paths = deployment.paths
     return {
+        "deployment": DeploymentResource(project_dir=str(deployment.root), data_dir=str(paths.data_dir)),
         "warehouse": WarehouseResource(path=str(paths.warehouse)),
-        "landing": LandingResource(landing_dir=str(paths.landing)),
+        "landing": LandingResource(
+            landing_dir=str(deployment.landing_dir),
+            settle_seconds=deployment.settings.sources.settle_seconds,
+            external_mapping_paths=[str(p) for p in deployment.external_mappings],
+        ),
         "model_store": ModelStoreResource(root=str(paths.models)),
         "release_store": ReleaseStoreResource(root=str(paths.releases)),
         "reports": ReportStoreResource(root=str(paths.reports)),

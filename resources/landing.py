@@ -1,4 +1,4 @@
-"""The CAR landing resource: the landing folder and, optionally, an external CAR mapped by config."""
+"""The CAR landing resource: the landing folder and any external CARs mapped by configuration."""
 
 from __future__ import annotations
 
@@ -18,17 +18,16 @@ class LandingResource(dg.ConfigurableResource):
     settle_seconds: float = Field(
         2.0, ge=0, description="Files modified more recently than this are still being copied: wait."
     )
-    external_mapping_path: str | None = Field(
-        None,
-        description="YAML mapping an external CAR onto the contract (see config/external_car_example.yaml).",
+    external_mapping_paths: list[str] = Field(
+        default_factory=list,
+        description="YAML files mapping external CARs onto the contract "
+        "(see config/external_car_example.yaml).",
     )
 
     def folder(self) -> LandingFolder:
         """The landing folder as a CAR source (scan by name and stat, read one file)."""
         return LandingFolder(Path(self.landing_dir), self.settle_seconds)
 
-    def external_source(self) -> ExternalCarSource | None:
-        """The external CAR, if a mapping is configured; a bad mapping raises naming the file."""
-        if self.external_mapping_path is None:
-            return None
-        return ExternalCarSource(load_external_mapping(Path(self.external_mapping_path)))
+    def external_sources(self) -> list[ExternalCarSource]:
+        """The external CARs, one per configured mapping; a bad mapping raises naming the file."""
+        return [ExternalCarSource(load_external_mapping(Path(path))) for path in self.external_mapping_paths]

@@ -1,7 +1,7 @@
 """HTTP API over the released scores: reads only release files and manifests, never the warehouse.
 
 `create_app(releases_root)` builds the app; `app` is the one `make serve` runs, over
-`$FACTORY_DATA_DIR/releases` (default: the repo's `data/releases`), resolved once at import. A new
+the deployment's releases (`factory_assets.deployment.current()`), resolved once at import. A new
 release is picked up without a restart: every request stats the cell's manifest, and a new release
 id is loaded once and then served from memory. Errors: 404 for an unknown market, model or
 customer, 422 for a malformed customer id or a bad parameter, 503 (for that cell only) when its
@@ -11,7 +11,6 @@ release file is corrupt or missing. OpenAPI docs at `/docs`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,8 +19,6 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from factory_assets.core.contract import load_contract
-from factory_assets.core.paths import DEFAULT_DATA_DIR
 from factory_assets.core.release.reader import (
     LoadedRelease,
     ReleaseReader,
@@ -29,9 +26,11 @@ from factory_assets.core.release.reader import (
     UnknownCellError,
     row_json,
 )
+from factory_assets.deployment import current
 
 MAX_TOP = 10_000
-_CONTRACT = load_contract()
+_DEPLOYMENT = current()
+_CONTRACT = _DEPLOYMENT.contract
 CUSTOMER_ID_PATTERN = _CONTRACT.columns[_CONTRACT.customer_key].pattern or r"^[A-Za-z0-9_-]{1,64}$"
 ScoreField = Literal["probability", "percentile"]
 TopN = Annotated[int, Query(ge=1, le=MAX_TOP, description="How many customers.")]
@@ -88,8 +87,8 @@ class Health(BaseModel):
 
 
 def default_releases_root() -> Path:
-    """`$FACTORY_DATA_DIR/releases`, or the repo's `data/releases`."""
-    return Path(os.environ.get("FACTORY_DATA_DIR", str(DEFAULT_DATA_DIR))) / "releases"
+    """The releases of the deployment the environment names (`FACTORY_DATA_DIR` moves them)."""
+    return current().paths.releases
 
 
 def _json(text: str) -> Response:

@@ -48,6 +48,11 @@ class CarContract(BaseModel):
         return [name for name, rule in self.columns.items() if rule.role == "product"]
 
     @property
+    def label_columns(self) -> frozenset[str]:
+        """Label columns (known only up to a date): never features, checked as labels."""
+        return frozenset(name for name, rule in self.columns.items() if rule.role == "label")
+
+    @property
     def customer_key(self) -> str:
         """The customer identifier column."""
         return self.keys[0]
@@ -96,17 +101,13 @@ def build_schema(contract: CarContract, today: dt.date | None = None) -> pa.Data
     """A pandera schema for one CAR snapshot: types coerced, keys unique, no future snapshots."""
     today = today or dt.date.today()
     columns = {
-        name: pa.Column(
-            _PANDERA_TYPES[rule.type], checks=_checks(rule), nullable=rule.nullable, coerce=True
-        )
+        name: pa.Column(_PANDERA_TYPES[rule.type], checks=_checks(rule), nullable=rule.nullable, coerce=True)
         for name, rule in contract.columns.items()
     }
     not_future = pa.Check(
         lambda s: s.dt.date <= today, element_wise=False, error=f"snapshot_date after {today}"
     )
-    columns[contract.date_key] = pa.Column(
-        "datetime64[us]", checks=[not_future], nullable=False, coerce=True
-    )
+    columns[contract.date_key] = pa.Column("datetime64[us]", checks=[not_future], nullable=False, coerce=True)
     return pa.DataFrameSchema(
         columns, strict=False, unique=list(contract.keys), name="car_snapshot", report_duplicates="all"
     )

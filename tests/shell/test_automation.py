@@ -8,7 +8,8 @@ import dagster as dg
 from support.car_sample import sample_car
 
 from factory_assets import ingest
-from factory_assets.automation import SENSORS, car_ingested_sensor, daily_scoring_schedule
+from factory_assets.automation import SENSORS, car_gate_sensor
+from factory_assets.definitions import defs
 from factory_assets.jobs import row_tags
 from factory_assets.partitions import market_row_range
 
@@ -36,34 +37,41 @@ def run_ingest(instance, resources, market: str) -> dg.ExecuteInProcessResult:
     return job.execute_in_process(instance=instance, partition_key=market, raise_on_error=False)
 
 
-def sensor_context(instance, result: dg.ExecuteInProcessResult) -> dg.RunStatusSensorContext:
-    ends = ("PIPELINE_SUCCESS", "PIPELINE_FAILURE")
-    event = next(e for e in result.all_events if e.event_type_value in ends)
-    return dg.build_run_status_sensor_context(
-        sensor_name="car_ingested_sensor",
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=event,
-    )
+def gate_tick(instance, cursor: str | None = None) -> dg.SensorResult:
+    return car_gate_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
-def test_successful_ingest_launches_the_whole_row_as_one_run(instance, resources, paths):
+def test_an_open_gate_launches_the_whole_row_as_one_run(instance, resources, paths):
     land(paths, "uk")
     result = run_ingest(instance, resources, "uk")
     assert result.success
-    request = car_ingested_sensor(sensor_context(instance, result))
-    assert isinstance(request, dg.RunRequest)
+    tick = gate_tick(instance)
+    (request,) = tick.run_requests
     assert request.tags == row_tags("uk")
     assert request.partition_key_range == market_row_range("uk")
-    assert request.run_key == f"row:{result.dagster_run.run_id}"
+    assert request.run_key.startswith("row:uk:")
+    assert gate_tick(instance, tick.cursor).run_requests == [], "the same ingest launches its row once"
 
 
-def test_failed_data_checker_1_fails_the_ingest_run_so_no_row_is_launched(instance, resources, paths):
+def test_a_closed_gate_launches_nothing(instance, resources, paths):
     land(paths, "de", drop="arpu")
     result = run_ingest(instance, resources, "de")
     assert not result.success
-    assert result.dagster_run.status == dg.DagsterRunStatus.FAILURE
-    assert car_ingested_sensor._run_status == dg.DagsterRunStatus.SUCCESS  # reacts to successes only
+    events = instance.fetch_materializations(dg.AssetKey("car_snapshots"), limit=5).records
+    assert [e.asset_materialization.metadata["data_checker_1"].value for e in events] == ["failed"]
+    assert gate_tick(instance).run_requests == []
+
+
+def test_a_manual_reingest_outside_the_ingest_job_starts_the_row(instance, resources, paths):
+    land(paths, "uk")
+    instance.add_dynamic_partitions("markets", ["uk"])
+    first = dg.materialize(ingest.ASSETS, instance=instance, resources=resources, partition_key="uk")
+    assert first.success
+    tick = gate_tick(instance)
+    again = dg.materialize(ingest.ASSETS, instance=instance, resources=resources, partition_key="uk")
+    assert again.success
+    (request,) = gate_tick(instance, tick.cursor).run_requests
+    assert request.tags == row_tags("uk")
 
 
 def test_daily_schedule_requests_one_row_run_per_market(tmp_path):
@@ -72,7 +80,7 @@ def test_daily_schedule_requests_one_row_run_per_market(tmp_path):
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 28, 6)
         )
-        requests = daily_scoring_schedule(context)
+        requests = defs.resolve_schedule_def("daily_scoring_schedule")(context)
     assert [r.tags["factory/market"] for r in requests] == ["uk", "de"]
     assert requests[0].run_key == "score:uk:2026-11-28"
 

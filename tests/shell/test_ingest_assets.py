@@ -161,7 +161,7 @@ def test_bad_file_is_rejected_and_the_previous_data_stays(paths, warehouse, reso
     land_good_market(paths.landing, "uk")
     contract = load_contract()
     inputs, _ = collect_inputs(
-        LandingResource(landing_dir=str(paths.landing)).folder(), None, "uk", "customer_id"
+        LandingResource(landing_dir=str(paths.landing)).folder(), [], "uk", "customer_id"
     )
     ingest_market(warehouse, "uk", inputs, contract, "good-run")
     before = car_rows(warehouse, "uk")
@@ -237,7 +237,7 @@ def test_external_car_is_ingested_through_the_mapping(paths, warehouse, resource
         "market_codes": {"GB": "uk"},
     }
     mapping.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    landing = LandingResource(landing_dir=str(paths.landing), external_mapping_path=str(mapping))
+    landing = LandingResource(landing_dir=str(paths.landing), external_mapping_paths=[str(mapping)])
 
     result = materialize(instance, {**resources, "landing": landing}, "uk")
 
@@ -355,15 +355,15 @@ def test_problem_files_of_the_market_and_clashes_with_the_external_car_are_rejec
         ),
         encoding="utf-8",
     )
-    resource = LandingResource(landing_dir=str(paths.landing), external_mapping_path=str(mapping))
+    resource = LandingResource(landing_dir=str(paths.landing), external_mapping_paths=[str(mapping)])
 
-    inputs, rejections = collect_inputs(resource.folder(), resource.external_source(), "uk", "customer_id")
+    inputs, rejections = collect_inputs(resource.folder(), resource.external_sources(), "uk", "customer_id")
 
     assert inputs == []
     reasons = sorted(r.reason.rsplit("/", 1)[-1] for r in rejections)
     assert any(r.startswith("notes.txt: file name does not match") for r in reasons)
     assert sum("two files for snapshot 2024-02-29" in r for r in reasons) == 2
-    clash = [r for r in rejections if "is both landed and in the external CAR" in r.reason]
+    clash = [r for r in rejections if "is offered by several sources" in r.reason]
     assert {r.source for r in clash} == {
         str(paths.landing / "uk" / f"car_{MONTHS[0]}.parquet"),
         f"{export}#market=uk&snapshot={MONTHS[0]}",

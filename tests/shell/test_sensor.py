@@ -147,17 +147,17 @@ def test_external_car_markets_are_added_and_rerun_when_the_export_changes(instan
     mapping = tmp_path / "mapping.yaml"
     spec = {"path": str(export), "format": "csv", "date_column": "snapshot_date", "market_column": "land"}
     mapping.write_text(yaml.safe_dump({**spec, "market_codes": {"GB": "uk"}}), encoding="utf-8")
-    resource = LandingResource(landing_dir=str(tmp_path / "landing"), external_mapping_path=str(mapping))
+    resource = LandingResource(landing_dir=str(tmp_path / "landing"), external_mapping_paths=[str(mapping)])
     scan = scan_landing(tmp_path / "landing")
 
-    first = plan_tick(scan, None, set(), resource.external_source())
-    second = plan_tick(scan, first.cursor, {"uk", "de"}, resource.external_source())
+    first = plan_tick(scan, None, set(), resource.external_sources())
+    second = plan_tick(scan, first.cursor, {"uk", "de"}, resource.external_sources())
 
     assert first.new_markets == ["de", "uk"] and sorted(first.runs) == ["de", "uk"]
     assert any("market 'united kingdom' is not a valid partition key" in p for p in first.problems)
     assert second.runs == {}
     pd.concat([frame, frame.head(1).assign(customer_id="c9")]).to_csv(export, index=False)
-    third = plan_tick(scan, second.cursor, {"uk", "de"}, resource.external_source())
+    third = plan_tick(scan, second.cursor, {"uk", "de"}, resource.external_sources())
     assert sorted(third.runs) == ["de", "uk"]
 
 
@@ -165,7 +165,7 @@ def test_a_broken_external_mapping_does_not_hold_back_landed_files(instance, tmp
     land(tmp_path / "landing", f"uk/car_{JAN}.parquet")
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("path: x.csv\nformat: xlsx\n", encoding="utf-8")
-    resource = LandingResource(landing_dir=str(tmp_path / "landing"), external_mapping_path=str(mapping))
+    resource = LandingResource(landing_dir=str(tmp_path / "landing"), external_mapping_paths=[str(mapping)])
     context = dg.build_sensor_context(instance=instance, resources={"landing": resource})
 
     result = new_car_sensor(context)

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 
 import pandas as pd
 import pyarrow
 
 from factory_assets.core import cell_status
-from factory_assets.core.car.checks import CHECKS, STAGE, CarCheckThresholds, CheckResult, run_checks
+from factory_assets.core.car.checks import (
+    CHECKS,
+    STAGE,
+    CarCheckThresholds,
+    CheckResult,
+    Severity,
+    run_checks,
+)
 from factory_assets.core.car.inputs import Rejection
 from factory_assets.core.car.profile import query_if_exists
 from factory_assets.core.cell_status import MARKET_WIDE, StageOutcome
@@ -77,13 +85,16 @@ def evaluate_market(
     run_id: str,
     thresholds: CarCheckThresholds | None = None,
     customer_key: str = "customer_id",
+    severities: Mapping[str, Severity] | None = None,
+    label_columns: frozenset[str] = frozenset(),
 ) -> tuple[dt.date, list[CheckResult], StageOutcome]:
     """Run Data Checker 1 on the market's latest snapshot held, store the results and the gate.
 
     With nothing held (every file rejected), the results are filed under the latest rejected
     snapshot; with nothing held and nothing rejected there is nothing to check, which raises.
+    `label_columns` (the contract's role 'label') are checked as labels, not as features.
     """
-    results = run_checks(warehouse, market, rejections, thresholds, customer_key)
+    results = run_checks(warehouse, market, rejections, thresholds, customer_key, severities, label_columns)
     held = [d for d in [latest_snapshot(warehouse, market)] if d is not None]
     candidates = held or [r.snapshot_date for r in rejections if r.snapshot_date is not None]
     if not candidates:

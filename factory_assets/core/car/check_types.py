@@ -15,7 +15,8 @@ from factory_assets.core.names import Stage, car_table
 from factory_assets.core.warehouse import LINEAGE_COLUMNS
 
 STAGE = Stage.DATA_CHECKER_1
-Severity = Literal["blocking", "warning"]
+Severity = Literal["blocking", "warning", "off"]
+"""`off`: the deployment turned the check off for the market (it is not run and never fails)."""
 CHECKS: dict[str, Severity] = {
     "contract": "blocking",
     "volume": "blocking",
@@ -25,8 +26,11 @@ CHECKS: dict[str, Severity] = {
     "null_rate": "warning",
     "category_changes": "warning",
     "psi": "warning",
+    "labels": "warning",
 }
-"""Every Data Checker 1 check and its severity (a failed blocking check fails the market's gate)."""
+"""Every Data Checker 1 check and its default severity (a failed blocking check fails the gate).
+
+A deployment may change a check's severity, per market (`config/factory.yaml`)."""
 
 
 class CarCheckThresholds(BaseModel):
@@ -69,11 +73,13 @@ class CheckResult:
     value: float | None = None
     threshold: float | None = None
     detail: dict[str, object] = field(default_factory=dict)
+    configured: Severity | None = None
+    """The deployment's severity for this check and market, if it changes the default."""
 
     @property
     def severity(self) -> Severity:
-        """`blocking` or `warning`, fixed per check (see `CHECKS`)."""
-        return CHECKS[self.check]
+        """`blocking`, `warning` or `off`: the deployment's choice, else the default in `CHECKS`."""
+        return self.configured or CHECKS[self.check]
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,13 @@ class MarketData:
     customer_key: str
     counts: dict[dt.date, int]
     columns: prof.CarColumns
+    """The feature-like columns the column checks read: keys, lineage and label columns excluded."""
     pair_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Non-null (`n:<col>`) and approximate distinct (`d:<col>`) counts by [previous, latest]."""
+    labels: tuple[str, ...] = ()
+    """Label columns (the contract's role 'label') held in the table: checked by `labels` only."""
+    missing_labels: tuple[str, ...] = ()
+    """Label columns the contract declares that the table does not hold."""
 
     @property
     def dates(self) -> list[dt.date]:
@@ -98,14 +109,23 @@ class MarketData:
         return self.dates[-2:] if len(self.counts) >= 2 else []
 
 
-def market_data(db: prof.Reader, market: str, customer_key: str) -> MarketData:
-    """Rows per snapshot and checkable columns of `car.<market>` (empty if the table is absent)."""
+def market_data(
+    db: prof.Reader, market: str, customer_key: str, label_columns: frozenset[str] = frozenset()
+) -> MarketData:
+    """Rows per snapshot and checkable columns of `car.<market>` (empty if the table is absent).
+
+    `label_columns` (the contract's role 'label') are set apart from the feature columns: their
+    recent values are missing by nature, so they get the label check, not null-rate or drift checks.
+    """
     table = car_table(market)
     if not prof.table_exists(db, table):
         return MarketData(table, customer_key, {}, prof.CarColumns((), (), ()))
     skip = {customer_key, "snapshot_date", SOURCE_COLUMN, *LINEAGE_COLUMNS}
     counts = prof.snapshot_rows(db, table)
-    columns = prof.table_columns(db, table, skip)
+    held = prof.table_columns(db, table, skip)
+    labels = tuple(c for c in held.all if c in label_columns)
+    missing = tuple(sorted(label_columns - set(held.all)))
+    columns = held.without(label_columns)
     pair = list(counts)[-2:] if len(counts) >= 2 else []
     pair_counts = prof.non_null_counts(db, table, columns.all, pair) if pair else pd.DataFrame()
-    return MarketData(table, customer_key, counts, columns, pair_counts)
+    return MarketData(table, customer_key, counts, columns, pair_counts, labels, missing)

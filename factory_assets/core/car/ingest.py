@@ -89,17 +89,35 @@ def prepare_snapshot(
     return validated
 
 
-def _add_missing_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[str]:
+NULL_TYPE = '"NULL"'
+"""DuckDB's type of a column that was null throughout the frame that created it (it holds no value)."""
+
+
+def _align_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[str]:
+    """Make `table` take the frame: add its new columns, type the ones that were null until now.
+
+    A column null throughout the first snapshot (an all-null Parquet column) is stored with the
+    type "NULL", which no later value fits; the first snapshot that holds values gives it its type
+    (every stored value is NULL, so the change loses nothing). Returns the columns added or typed.
+    """
+
     def alter(con: duckdb.DuckDBPyConnection) -> list[str]:
-        existing = set(column_types(con, table))
+        existing = column_types(con, table)
         if not existing:
             return []
         con.register("_incoming_types", frame)
         types = con.execute("describe select * from _incoming_types").fetchall()
-        added = [(column, dtype) for column, dtype, *_ in types if column not in existing]
-        for column, dtype in added:
-            con.execute(f"alter table {table} add column {quote(column)} {dtype}")
-        return [column for column, _ in added]
+        con.unregister("_incoming_types")
+        changed = []
+        for column, dtype, *_ in types:
+            if column not in existing:
+                con.execute(f"alter table {table} add column {quote(column)} {dtype}")
+            elif existing[column] == NULL_TYPE and dtype != NULL_TYPE:
+                con.execute(f"alter table {table} alter column {quote(column)} set data type {dtype}")
+            else:
+                continue
+            changed.append(column)
+        return changed
 
     return warehouse.execute(alter)
 
@@ -107,9 +125,9 @@ def _add_missing_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) 
 def write_snapshot(
     warehouse: Warehouse, market: str, frame: pd.DataFrame, snapshot_date: dt.date, run_id: str
 ) -> int:
-    """Atomically replace one snapshot of `car.<market>`; columns new to the table are added first."""
+    """Atomically replace one snapshot of `car.<market>`; its new or so far null columns are typed first."""
     table = car_table(market)
-    _add_missing_columns(warehouse, table, frame)
+    _align_columns(warehouse, table, frame)
     return warehouse.replace_partition(table, frame, {"snapshot_date": snapshot_date}, run_id)
 
 

@@ -1,4 +1,4 @@
-"""What a market's ingest works on: its snapshots from the landing folder and an external CAR.
+"""What a market's ingest works on: its snapshots from the landing folder and any external CARs.
 
 Each snapshot is a `SnapshotInput` (loaded only when needed); what cannot be used at all (a bad
 file name, two files for one snapshot, an unreadable external CAR) is a `Rejection` naming the file.
@@ -7,7 +7,7 @@ file name, two files for one snapshot, an unreadable external CAR) is a `Rejecti
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -65,27 +65,28 @@ def external_inputs(source: ExternalCarSource, market: str) -> list[SnapshotInpu
 
 
 def collect_inputs(
-    folder: LandingFolder, external: ExternalCarSource | None, market: str, customer_key: str
+    folder: LandingFolder, external: Sequence[ExternalCarSource], market: str, customer_key: str
 ) -> tuple[list[SnapshotInput], list[Rejection]]:
-    """The market's snapshots from the landing folder and the external CAR, and what cannot be used.
+    """The market's snapshots from the landing folder and every external CAR, and what cannot be used.
 
-    Problem files in the market's folder become rejections; a snapshot offered by both the landing
-    folder and the external CAR is ambiguous, so both are rejected until one is removed.
+    Problem files in the market's folder and unreadable external CARs become rejections; a snapshot
+    offered by more than one source is ambiguous, so every copy is rejected until one is removed.
     """
     scan = folder.scan()
     rejections = [Rejection(str(p.path), str(p)) for p in scan.problems_for(market)]
     inputs = landing_inputs(folder, scan, market, customer_key)
-    if external is None:
-        return inputs, rejections
-    try:
-        outside = external_inputs(external, market)
-    except CarReadError as exc:
-        return inputs, [*rejections, Rejection(str(external.mapping.path), str(exc))]
-    landed = {i.snapshot_date: i for i in inputs}
-    clashes = {i.snapshot_date for i in outside} & set(landed)
-    for day in sorted(clashes):
-        for item in (landed[day], *(i for i in outside if i.snapshot_date == day)):
-            reason = f"{item.source}: snapshot {day} of '{market}' is both landed and in the external CAR"
-            rejections.append(Rejection(item.source, reason, day))
-    keep = [i for i in [*inputs, *outside] if i.snapshot_date not in clashes]
-    return keep, rejections
+    for source in external:
+        try:
+            inputs += external_inputs(source, market)
+        except CarReadError as exc:
+            rejections.append(Rejection(str(source.mapping.path), str(exc)))
+    by_day: dict[dt.date, list[SnapshotInput]] = {}
+    for item in inputs:
+        by_day.setdefault(item.snapshot_date, []).append(item)
+    for day, offered in sorted(by_day.items()):
+        if len(offered) > 1:
+            names = ", ".join(i.source for i in offered)
+            for item in offered:
+                reason = f"{item.source}: snapshot {day} of '{market}' is offered by several sources: {names}"
+                rejections.append(Rejection(item.source, reason, day))
+    return [i for i in inputs if len(by_day[i.snapshot_date]) == 1], rejections

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from factory_assets.core.warehouse import Warehouse
 
-NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+NUMERIC_TYPE = re.compile(
+    r"^(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|REAL|DECIMAL(\(.*\))?)$", re.I
+)
+"""Scalar numeric DuckDB types (a list such as INTEGER[] or a struct is not numeric: it is 'other')."""
 TEXT_TYPES = ("VARCHAR", "BOOLEAN")
 NULL_BIN = "__null__"
 
@@ -76,6 +81,11 @@ class CarColumns:
         """Every checkable column (numeric, categorical, other)."""
         return self.numeric + self.categorical + self.other
 
+    def without(self, names: frozenset[str]) -> CarColumns:
+        """The same split without `names` (e.g. label columns, checked apart from the features)."""
+        kinds = (self.numeric, self.categorical, self.other)
+        return CarColumns(*(tuple(c for c in kind if c not in names) for kind in kinds))
+
 
 def table_columns(db: Reader, table: str, skip: set[str]) -> CarColumns:
     """Split the table's columns (minus `skip`) into numeric, categorical and other."""
@@ -89,7 +99,7 @@ def table_columns(db: Reader, table: str, skip: set[str]) -> CarColumns:
     for column, dtype in zip(rows["column_name"], rows["data_type"], strict=True):
         if column in skip:
             continue
-        if str(dtype).upper().startswith(NUMERIC_TYPES):
+        if NUMERIC_TYPE.match(str(dtype).upper()):
             numeric.append(column)
         elif str(dtype).upper() in TEXT_TYPES:
             categorical.append(column)
@@ -162,12 +172,47 @@ def quantile_edges(
     row = db.query(f"select {select} from {table} where snapshot_date = ?", [day]).iloc[0]
     edges = {}
     for column in columns:
-        values = row[column]
-        if values is None or isinstance(values, float):
-            values = []  # the column is null throughout the snapshot
-        finite = [float(v) for v in list(values) if v is not None and math.isfinite(v)]
+        finite = [float(v) for v in _quantiles(row[column]) if not pd.isna(v) and math.isfinite(v)]
         edges[column] = sorted(set(finite))
     return edges
+
+
+def _quantiles(value: object) -> list[Any]:
+    """The list DuckDB returned for a column's quantiles; empty when the column is null throughout.
+
+    pandas hands an all-null column's quantiles back as None, NaN or pd.NA depending on the type.
+    """
+    if isinstance(value, list | tuple | np.ndarray):
+        return list(value)
+    if value is None or pd.isna(value):
+        return []
+    raise TypeError(f"unexpected quantiles {value!r} ({type(value).__name__}) from DuckDB")
+
+
+def _not_a_label(column: str) -> str:
+    """SQL: the value is known but not 0/1 (text '1', booleans and decimals count as 0/1)."""
+    name = quote(column)
+    return f"({name} is not null and coalesce(try_cast({name} as double) not in (0, 1), true))"
+
+
+def label_counts(db: Reader, table: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Known (`k:<col>`) and non-0/1 (`x:<col>`) values per label column (rows) and snapshot (columns)."""
+    if not columns:
+        return pd.DataFrame()
+    known = ", ".join(f"count({quote(c)}) as {quote('k:' + c)}" for c in columns)
+    bad = ", ".join(f"count(*) filter (where {_not_a_label(c)}) as {quote('x:' + c)}" for c in columns)
+    raw = db.query(f"select snapshot_date, {known}, {bad} from {table} group by 1 order by 1")
+    raw["snapshot_date"] = [pd.Timestamp(d).date() for d in raw["snapshot_date"]]
+    return raw.set_index("snapshot_date").T
+
+
+def non_label_values(db: Reader, table: str, column: str, limit: int = 5) -> list[str]:
+    """A few distinct known values of a label column that are not 0/1, as text."""
+    rows = db.query(
+        f"select distinct cast({quote(column)} as varchar) as v from {table} where {_not_a_label(column)} "
+        f"order by 1 limit {int(limit)}"
+    )
+    return [str(v) for v in rows["v"]]
 
 
 def _bin_case(column: str, edges: list[float]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from factory_assets.core.car.external import ExternalCarSource
@@ -51,12 +51,10 @@ def _run_key(market: str, changes: list[str]) -> str:
     return f"{market}:{digest}"
 
 
-def _external_changes(
-    external: ExternalCarSource | None, seen: object
+def _one_external_change(
+    external: ExternalCarSource, seen: object
 ) -> tuple[str | None, dict[str, str], list[str]]:
-    """(fingerprint, {market: change token}, problems) of the external CAR, if it changed."""
-    if external is None:
-        return None, {}, []
+    """(fingerprint, {market: change token}, problems) of one external CAR, if it changed."""
     try:
         fingerprint = external.stat_fingerprint()
         if fingerprint == seen:
@@ -73,6 +71,27 @@ def _external_changes(
         if m not in valid
     ]
     return fingerprint, valid, problems
+
+
+def _external_changes(
+    sources: Sequence[ExternalCarSource], seen: object
+) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
+    """({mapping: fingerprint}, {market: change tokens}, problems) over every external CAR."""
+    seen_by_mapping = seen if isinstance(seen, dict) else {}  # cursors before v-multi held one string
+    fingerprints: dict[str, str] = {}
+    markets: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for source in sources:
+        key = str(source.mapping.path)
+        fingerprint, valid, found = _one_external_change(source, seen_by_mapping.get(key))
+        if fingerprint is not None:
+            fingerprints[key] = fingerprint
+        elif key in seen_by_mapping:
+            fingerprints[key] = seen_by_mapping[key]
+        for market, token in valid.items():
+            markets.setdefault(market, []).append(token)
+        problems += found
+    return fingerprints, markets, problems
 
 
 def _tokens(scan: LandingScan, market: str) -> list[str]:
@@ -100,15 +119,15 @@ def plan_tick(
     scan: LandingScan,
     cursor: str | None,
     known_markets: Collection[str],
-    external: ExternalCarSource | None = None,
+    external: Sequence[ExternalCarSource] = (),
 ) -> TickPlan:
     """Decide one tick: new markets, one run per market with new or changed files, the next cursor."""
     state = parse_cursor(cursor)
     files = {f.name: [f.mtime, f.size] for f in scan.files}
     changed = _landing_changes(scan, state.get("files", {}), known_markets)  # type: ignore[arg-type]
-    fingerprint, external_markets, external_problems = _external_changes(external, state.get("external"))
-    for market, token in external_markets.items():
-        changed.setdefault(market, []).append(token)
+    fingerprints, external_markets, external_problems = _external_changes(external, state.get("external"))
+    for market, tokens in external_markets.items():
+        changed.setdefault(market, []).extend(tokens)
     markets_with_data = set(scan.markets()) | set(external_markets)
     new_markets = sorted(markets_with_data - set(known_markets))
     runs = {
@@ -119,7 +138,7 @@ def plan_tick(
     next_state = {
         "version": CURSOR_VERSION,
         "files": files,
-        "external": fingerprint if fingerprint is not None else state.get("external"),
+        "external": fingerprints,
         "problems": problems,
     }
     return TickPlan(

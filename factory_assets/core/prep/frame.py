@@ -1,7 +1,9 @@
 """The training frame of a cell: target, base and history features, cleaning decisions, in DuckDB.
 
-`build_training_frame` writes `prep.tf__<market>__<model>` (every eligible customer x snapshot,
-target NULL where the outcome snapshot is not in the CAR yet) and the cell's rows of
+`build_training_frame` writes `prep.tf__<market>__<model>` (every eligible customer x snapshot
+whose outcome is known or not observable yet, target NULL where it is unknown; every eligible
+customer of the CAR's latest snapshot whatever their outcome, since they are the scoring
+population: a label that is not known yet never drops a customer from scoring) and the cell's rows of
 `prep.variable_decisions`: the frame is built and cleaned in a staging table, then swapped in with
 the decisions in one transaction, so a failure leaves the previous frame and decisions.
 The frame keeps every candidate column, also the dropped ones: the decisions select the features,
@@ -42,7 +44,7 @@ from factory_assets.core.prep.sql import (
 from factory_assets.core.prep.targets import TargetPlan, check_target_data, plan_target
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import Warehouse, transaction
 
 _DECISION_COLUMNS = (
     "market varchar, model varchar, variable varchar, rule varchar, measured double, "
@@ -62,6 +64,10 @@ class FrameSummary:
     labelled_snapshots: int
     first_snapshot: dt.date
     last_snapshot: dt.date
+    scoring_snapshot: dt.date
+    """The latest snapshot of the market's CAR: the snapshot the cell scores."""
+    scoring_rows: int
+    """Eligible customers at `scoring_snapshot` (the scoring population; 0 fails scoring)."""
     candidates: int
     decisions: list[Decision] = field(default_factory=list)
 
@@ -86,6 +92,8 @@ class FrameSummary:
             "labelled_snapshots": self.labelled_snapshots,
             "first_snapshot": str(self.first_snapshot),
             "last_snapshot": str(self.last_snapshot),
+            "scoring_snapshot": str(self.scoring_snapshot),
+            "scoring_rows": self.scoring_rows,
             "candidate_features": self.candidates,
             "kept_features": self.candidates - len({d.variable for d in self.dropped if d.rule != "type"}),
             "dropped_count": len(dropped),
@@ -128,17 +136,22 @@ def frame_sql(car: str, target: TargetPlan, features: FeaturePlan, columns: dict
             *hist_names,
         ]
     )
+    # Kept: rows with a known outcome (training), rows whose outcome snapshot is not in the CAR
+    # yet, and the whole latest snapshot (the scoring population, whatever its outcome: a label
+    # column is often NULL there). Dropped: earlier rows whose outcome is observable but unknown.
     return (
         f"with {', '.join(ctes)} select {select} from labelled t {join} "
-        "where t._target is not null or not t._observable"
+        "where t._target is not null or not t._observable or t._mi = (select max(_mi) from c0)"
     )
 
 
-def _counts(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, ...]:
+def _counts(con: duckdb.DuckDBPyConnection, table: str, scoring: dt.date) -> tuple[object, ...]:
+    """rows, labelled rows, positives, snapshots, labelled snapshots, first, last, rows at `scoring`."""
     row = con.execute(
         f"select count(*), count({TARGET}), coalesce(sum({TARGET}), 0), count(distinct {SNAPSHOT}), "
-        f"count(distinct {SNAPSHOT}) filter (where {TARGET} is not null), min({SNAPSHOT}), max({SNAPSHOT}) "
-        f"from {table}"
+        f"count(distinct {SNAPSHOT}) filter (where {TARGET} is not null), min({SNAPSHOT}), max({SNAPSHOT}), "
+        f"count(*) filter (where {SNAPSHOT} = ?) from {table}",
+        [scoring],
     ).fetchone()
     return tuple(row)
 
@@ -174,11 +187,13 @@ def _build(
     if not columns:
         raise PrepError(f"{cell}: the CAR table {car} does not exist (car_snapshots has not run)")
     target = plan_target(spec, columns, cell)
-    check_target_data(con, car, target, cell)
+    scoring = check_target_data(con, car, target, cell)[-1]
     features = plan_features(spec, columns, opts.label_columns, cell)
     sql = frame_sql(car, target, features, columns)
     create_table(con, stage, sql, opts.run_id, opts.memory_limit)
-    rows, labelled, positives, snapshots, labelled_snaps, first, last = _counts(con, stage)
+    rows, labelled, positives, snapshots, labelled_snaps, first, last, scoring_rows = _counts(
+        con, stage, scoring
+    )
     if labelled == 0:
         raise PrepError(
             f"{cell}: no labelled rows: {rows} eligible rows in {snapshots} snapshots, none with "
@@ -199,22 +214,17 @@ def _build(
         for n, t in features.unsupported.items()
     ]
     decisions = typed + result.decisions
-    counts = (rows, labelled, int(positives), snapshots, labelled_snaps, first, last)
+    counts = (rows, labelled, int(positives), snapshots, labelled_snaps, first, last, scoring, scoring_rows)
     return FrameSummary(table, *counts, len(features.candidates), decisions)
 
 
 def _publish(con: duckdb.DuckDBPyConnection, stage: str, summary: FrameSummary, market: str, model: str,
              run_id: str) -> None:  # fmt: skip
     """Swap the staged frame in and replace the cell's decisions, in one transaction."""
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute(f"drop table if exists {summary.table}")
         con.execute(f"alter table {stage} rename to {summary.table.rpartition('.')[2]}")
         _write_decisions(con, market, model, summary.decisions, run_id)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
 
 
 def build_training_frame(

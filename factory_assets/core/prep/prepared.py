@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from factory_assets.core.names import Stage, Table, frame_table, samples_table
+from factory_assets.core.names import Stage, Table, car_table, frame_table, samples_table
 from factory_assets.core.prep.samples import sample_dates
 from factory_assets.core.prep.sql import (
     CUSTOMER,
@@ -100,12 +100,19 @@ def _read(warehouse: Warehouse, sql: str, params: list[object] | None = None) ->
 
 
 def latest_snapshot(warehouse: Warehouse, market: str, model: str) -> dt.date:
-    """The latest snapshot of the cell's training frame (the scoring population's date)."""
-    table = frame_table(market, model)
-    _columns(warehouse, table, Stage.TRAINING_FRAME, f"{market}/{model}")
-    value = warehouse.query(f"select max({SNAPSHOT}) as d from {table}").iloc[0]["d"]
+    """The snapshot the cell scores: the latest snapshot of the market's CAR (`car.<market>`).
+
+    Never the latest snapshot with known outcomes, nor the latest one the training frame happens to
+    hold: when the cell has no eligible customer there, `load_population` fails instead of falling
+    back to an older snapshot.
+    """
+    cell, car = f"{market}/{model}", car_table(market)
+    _columns(warehouse, frame_table(market, model), Stage.TRAINING_FRAME, cell)
+    if not warehouse.execute(lambda con: column_types(con, car)):
+        raise PrepError(f"{cell}: the CAR table {car} does not exist (car_snapshots has not run)")
+    value = warehouse.query(f"select max({SNAPSHOT}) as d from {car}").iloc[0]["d"]
     if pd.isna(value):
-        raise PrepError(f"{market}/{model}: the training frame {table} is empty")
+        raise PrepError(f"{cell}: the CAR table {car} holds no snapshot")
     return pd.Timestamp(value).date()
 
 
@@ -122,10 +129,12 @@ def labelled_snapshots(warehouse: Warehouse, market: str, model: str) -> list[dt
 def load_population(
     warehouse: Warehouse, market: str, model: str, columns: list[str], snapshot_date: dt.date | None = None
 ) -> pd.DataFrame:
-    """Eligible customers of one snapshot (latest if None): customer_id, snapshot_date, target + columns.
+    """Eligible customers of one snapshot: customer_id, snapshot_date, target (NULL = unknown) + columns.
 
-    Raises naming the cell when a requested column is not in the training frame or the snapshot
-    is not in it.
+    `snapshot_date` None reads the scoring population: every eligible customer of the latest
+    snapshot of the market's CAR, whatever their outcome (`latest_snapshot`). Raises naming the cell
+    when a requested column is not in the training frame, or the snapshot has no eligible row in
+    it (for the latest snapshot: an empty scoring population, never replaced by an older one).
     """
     cell, table = f"{market}/{model}", frame_table(market, model)
     types = _columns(warehouse, table, Stage.TRAINING_FRAME, cell)
@@ -137,10 +146,24 @@ def load_population(
     select = ", ".join([*KEYS, TARGET, *(quote(c) for c in wanted)])
     frame = _read(warehouse, f"select {select} from {table} where {SNAPSHOT} = ? order by {CUSTOMER}", [day])
     if frame.empty:
-        days = warehouse.query(f"select min({SNAPSHOT}) as a, max({SNAPSHOT}) as b from {table}").iloc[0]
-        raise PrepError(f"{cell}: snapshot {day} is not in {table} (it holds {days['a']} .. {days['b']})")
+        raise _no_population(warehouse, market, model, day)
     frame[TARGET] = frame[TARGET].astype("Int64")
     return conform(frame, types)
+
+
+def _no_population(warehouse: Warehouse, market: str, model: str, day: dt.date) -> PrepError:
+    """The error for a snapshot without eligible rows in the frame, naming what the frame holds."""
+    cell, table = f"{market}/{model}", frame_table(market, model)
+    days = warehouse.query(f"select min({SNAPSHOT}) as a, max({SNAPSHOT}) as b from {table}").iloc[0]
+    held = f"{table} holds {days['a']} .. {days['b']}"
+    if day != latest_snapshot(warehouse, market, model):
+        return PrepError(f"{cell}: snapshot {day} is not in {table} ({held})")
+    return PrepError(
+        f"{cell}: no eligible customer to score in {day}, the latest snapshot of {car_table(market)} "
+        f"({held}): no customer of that snapshot passes the model's population filters or target "
+        "'from' values, or the training frame was built before that snapshot landed (rerun "
+        "training_frame). An older snapshot is never scored instead."
+    )
 
 
 def load_model_samples(

@@ -14,8 +14,10 @@ Movement target (`product` value at t in `from`, outcome at t + horizon):
 Label target: the 0/1 `column` read `horizon` snapshots later (0 = the same row); a customer absent
 then, or a NULL label, is unlabelled and excluded. Eligibility = the population filters at t.
 
-Rows whose outcome snapshot (t + horizon) is not in the CAR are kept with target NULL, never 0: the
-latest snapshots are the scoring population.
+Rows whose outcome snapshot (t + horizon) is not in the CAR are kept with target NULL, never 0. The
+CAR's latest snapshot is the scoring population: all its eligible rows are kept whatever their
+outcome (a label target's labels are usually not known there yet), with target NULL where unknown.
+Training, validation and test read only rows with a known target.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ def test_stable_market_passes_every_check(warehouse):
         "null_rate": 0.0,
         "category_changes": 0.0,
         "psi": 0.0,
+        "labels": 0.0,
     }
 
 

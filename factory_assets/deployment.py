@@ -1,0 +1,225 @@
+"""A deployment: one folder that holds everything a user decides, named by one setting.
+
+```
+<deployment>/
+  config/factory.yaml        settings (this module): data location, sources, checker thresholds
+                             (defaults, overridable per market), schedules. Optional.
+  config/car_contract.yaml   the CAR column contract
+  model_specs/*.yaml         one spec per model
+```
+
+The repository root is the default deployment (the media demo). `FACTORY_PROJECT_DIR` (or the
+CLI's `--project`) names another folder with the same layout, e.g. `examples/insurer/`;
+`FACTORY_DATA_DIR` overrides where its data is kept. `current()` is the one place the factory reads
+these settings from the environment. A bad folder fails with the file, the field and the reason.
+No Dagster import: the CLI, the API and the code location share it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from factory_assets.core.car.check_types import CHECKS, CarCheckThresholds
+from factory_assets.core.contract import CarContract, load_contract
+from factory_assets.core.paths import REPO_ROOT, FactoryPaths
+from factory_assets.core.specs import KEY_PATTERN, ModelSpec, ScoreChecks, load_specs
+
+PROJECT_ENV = "FACTORY_PROJECT_DIR"
+DATA_ENV = "FACTORY_DATA_DIR"
+SETTINGS_FILE = Path("config") / "factory.yaml"
+Severity = Literal["blocking", "warning", "off"]
+
+
+class DeploymentError(ValueError):
+    """A deployment folder that cannot be used; the message names the file, the field and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(_Strict):
+    """Where CAR snapshots come from."""
+
+    landing_dir: str | None = Field(
+        None,
+        description="Folder of landed CAR files `<market>/car_<YYYY-MM-DD>.parquet|csv`, relative to the "
+        "deployment folder; default `<data_dir>/landing`.",
+    )
+    settle_seconds: float = Field(2.0, ge=0, description="Files younger than this are still being copied.")
+    external: list[str] = Field(
+        default_factory=list,
+        description="External CAR mappings (YAML, see config/external_car_example.yaml), relative to the "
+        "deployment folder; every (market, snapshot) they hold is ingested like a landed file.",
+    )
+
+
+class CheckerOneMarket(_Strict):
+    """Data Checker 1 overrides for one market (on top of the deployment's defaults)."""
+
+    thresholds: dict[str, float] = Field(default_factory=dict, description="CarCheckThresholds fields.")
+    severities: dict[str, Severity] = Field(
+        default_factory=dict, description="check name: blocking, warning or off (not run)."
+    )
+
+
+class CheckerOneSettings(CheckerOneMarket):
+    """Data Checker 1: default thresholds and severities, and per-market overrides."""
+
+    markets: dict[str, CheckerOneMarket] = Field(default_factory=dict)
+
+
+class CheckerTwoSettings(_Strict):
+    """Data Checker 2: per-market overrides of the specs' `score_checks`."""
+
+    markets: dict[str, dict[str, float | bool | int]] = Field(
+        default_factory=dict, description="market: {ScoreChecks field: value}, for every model of the market."
+    )
+
+
+class ScheduleSettings(_Strict):
+    """Cron expressions of the factory's schedules (UTC)."""
+
+    daily_scoring: str = Field("0 6 * * *", description="Score every market with its champions and release.")
+    weekly_retrain: str = Field("0 3 * * 1", description="Re-evaluate retrain triggers for every cell.")
+
+
+class DeploymentSettings(_Strict):
+    """`config/factory.yaml`: every field optional, the defaults are the media demo's."""
+
+    name: str = Field("default", description="Shown in logs and the status page.")
+    data_dir: str = Field("data", description="Where data is kept, relative to the deployment folder.")
+    sources: SourceSettings = Field(default_factory=SourceSettings)
+    data_checker_1: CheckerOneSettings = Field(default_factory=CheckerOneSettings)
+    data_checker_2: CheckerTwoSettings = Field(default_factory=CheckerTwoSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+
+    @field_validator("data_checker_1")
+    @classmethod
+    def _known_checks(cls, value: CheckerOneSettings) -> CheckerOneSettings:
+        for scope in [value, *value.markets.values()]:
+            CarCheckThresholds.model_validate(scope.thresholds)
+            unknown = sorted(set(scope.severities) - set(CHECKS))
+            if unknown:
+                raise ValueError(f"unknown Data Checker 1 check(s) {unknown}; known: {sorted(CHECKS)}")
+        _check_market_names(value.markets)
+        return value
+
+    @field_validator("data_checker_2")
+    @classmethod
+    def _known_rules(cls, value: CheckerTwoSettings) -> CheckerTwoSettings:
+        for overrides in value.markets.values():
+            ScoreChecks.model_validate(overrides)
+        _check_market_names(value.markets)
+        return value
+
+
+def _check_market_names(markets: dict[str, object]) -> None:
+    bad = sorted(m for m in markets if not KEY_PATTERN.match(m))
+    if bad:
+        raise ValueError(f"market name(s) {bad} do not match {KEY_PATTERN.pattern}")
+
+
+class Deployment:
+    """A deployment folder, its settings validated; paths resolved against the folder."""
+
+    def __init__(self, root: Path, data_dir: Path | None = None) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise DeploymentError(f"deployment folder {self.root} does not exist")
+        self.settings = load_settings(self.root / SETTINGS_FILE)
+        self.paths = FactoryPaths((data_dir or self.root / self.settings.data_dir).resolve())
+
+    @property
+    def contract_path(self) -> Path:
+        """The CAR contract file."""
+        return self.root / "config" / "car_contract.yaml"
+
+    @property
+    def specs_dir(self) -> Path:
+        """The folder of model specs."""
+        return self.root / "model_specs"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where landed CAR files are picked up."""
+        configured = self.settings.sources.landing_dir
+        return (self.root / configured).resolve() if configured else self.paths.landing
+
+    @property
+    def external_mappings(self) -> list[Path]:
+        """The external CAR mapping files, resolved; a missing one raises naming it."""
+        paths = [(self.root / name).resolve() for name in self.settings.sources.external]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise DeploymentError(f"{self.root / SETTINGS_FILE}: sources.external: no such file {missing}")
+        return paths
+
+    @cached_property
+    def contract(self) -> CarContract:
+        """The CAR contract, validated."""
+        if not self.contract_path.is_file():
+            raise DeploymentError(f"deployment {self.root} has no CAR contract at {self.contract_path}")
+        return load_contract(self.contract_path)
+
+    @cached_property
+    def specs(self) -> dict[str, ModelSpec]:
+        """The model specs by name, validated (a bad one raises naming the file and field)."""
+        if not self.specs_dir.is_dir():
+            raise DeploymentError(f"deployment {self.root} has no model_specs/ folder")
+        return load_specs(self.specs_dir)
+
+    @property
+    def label_columns(self) -> frozenset[str]:
+        """CAR columns that are labels, never features (role 'label' in the contract)."""
+        return frozenset(self.contract.label_columns)
+
+    def checker_one(self, market: str) -> tuple[CarCheckThresholds, dict[str, Severity]]:
+        """Data Checker 1's thresholds and severity overrides for `market` (defaults, then the market's)."""
+        settings = self.settings.data_checker_1
+        scoped = settings.markets.get(market, CheckerOneMarket())
+        thresholds = CarCheckThresholds.model_validate({**settings.thresholds, **scoped.thresholds})
+        return thresholds, {**settings.severities, **scoped.severities}
+
+    def spec_for(self, spec: ModelSpec, market: str) -> ModelSpec:
+        """`spec` with the market's Data Checker 2 overrides applied to its `score_checks`."""
+        overrides = self.settings.data_checker_2.markets.get(market)
+        if not overrides:
+            return spec
+        checks = ScoreChecks.model_validate({**spec.score_checks.model_dump(), **overrides})
+        return spec.model_copy(update={"score_checks": checks})
+
+
+def load_settings(path: Path) -> DeploymentSettings:
+    """The settings file, validated; absent means every default."""
+    if not path.is_file():
+        return DeploymentSettings()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DeploymentError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DeploymentError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        return DeploymentSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}" for error in exc.errors()
+        )
+        raise DeploymentError(f"{path}: {problems}") from exc
+
+
+def current() -> Deployment:
+    """The deployment the environment names: `FACTORY_PROJECT_DIR`, else the repository root.
+
+    Its data is kept in `FACTORY_DATA_DIR` when that is set.
+    """
+    root = Path(os.environ.get(PROJECT_ENV) or REPO_ROOT)
+    data = os.environ.get(DATA_ENV)
+    return Deployment(root, Path(data) if data else None)
