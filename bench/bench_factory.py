@@ -133,7 +133,8 @@ def _stages(ctx: StageContext, warehouse: Warehouse, store: ReleaseStore) -> dic
                              lambda c, m, x: train_challenger_if_triggered(c, SPECS[x], m)),
         "champion_model": ("challenger_model", lambda c, m, x: decide_champion(c, SPECS[x], m)),
         "scores": ("champion_model", lambda c, m, x: score_cell(c, SPECS[x], m)),
-        "data_checker_2": ("scores", lambda c, m, x: evaluate_cell(warehouse, store, SPECS[x], m, rid)),
+        "data_checker_2": ("scores", lambda c, m, x: evaluate_cell(warehouse, store, SPECS[x], m, rid,
+                                                                   ModelStore(c.models_dir))),
         "released_scores": ("scores", lambda c, m, x: release_cell(c, SPECS[x], m)),
     }  # fmt: skip
 
@@ -153,7 +154,7 @@ class PlainFactory:
         """Ingest + Data Checker 1, then every stage for the market's row of models."""
         wh, contract, rid = self.warehouse, self.contract, self.ctx.run_id
         with common.timed(f"ingest {market}", seconds):
-            inputs, problems = collect_inputs(self.folder, None, market, contract.customer_key)
+            inputs, problems = collect_inputs(self.folder, [], market, contract.customer_key)
             report = ingest_market(wh, market, inputs, contract, rid)
             evaluate_market(wh, market, [*problems, *report.rejected], rid, None, contract.customer_key)
         with common.timed(f"row {market}", seconds):

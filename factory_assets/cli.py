@@ -10,6 +10,7 @@ with injected drift in one market and waits for the same automated path to retra
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -22,8 +23,17 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from factory_assets import deployment
+from factory_assets.core.car.external import load_external_mapping
 from factory_assets.core.names import Table
-from factory_assets.core.paths import DEFAULT_DATA_DIR, REPO_ROOT, FactoryPaths
+from factory_assets.core.paths import REPO_ROOT, FactoryPaths
+from factory_assets.core.release.interventions import (
+    InterventionError,
+    Request,
+    override_release,
+    withdraw_release,
+)
+from factory_assets.core.stage import StageContext
 from factory_assets.core.status.grid import format_status_table
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.demo.car import (
@@ -33,6 +43,9 @@ from factory_assets.demo.car import (
     write_landing,
     write_snapshot,
 )
+from factory_assets.demo.insurer import InsurerConfig, write_insurer_export
+from factory_assets.init_deployment import InitError, init_deployment
+from resources import build_resources
 
 log = logging.getLogger("factory")
 DEMO_MARKETS = {"uk": 12_000, "de": 8_000, "it": 5_000}
@@ -53,7 +66,7 @@ telemetry:
 
 
 def _paths() -> FactoryPaths:
-    return FactoryPaths(Path(os.environ.get("FACTORY_DATA_DIR", str(DEFAULT_DATA_DIR))))
+    return deployment.current().paths
 
 
 def _dagster_home() -> Path:
@@ -169,18 +182,28 @@ def print_status(paths: FactoryPaths) -> None:
     if not warehouse.table_exists(Table.FACTORY_STATUS):
         print("no status grid yet")
         return
-    print(format_status_table(warehouse.query("select * from ops.factory_status")))
+    print(format_status_table(warehouse.query(f"select * from {Table.FACTORY_STATUS}")))
 
 
 def print_decisions(paths: FactoryPaths, market: str) -> None:
     """The champion decisions of one market, newest first."""
     warehouse = Warehouse(paths.warehouse)
     frame = warehouse.query(
-        "select model, decided_at, outcome, reason from registry.decisions "
+        f"select model, decided_at, outcome, reason from {Table.DECISIONS} "
         "where market = ? order by decided_at desc",
         [market],
     )
     print(frame.to_string(index=False))
+
+
+def run_factory(paths: FactoryPaths, expected: int, timeout: float) -> None:
+    """Let the real daemon run the deployment until quiet (at least `expected` runs), print the grid."""
+    instance_home = _dagster_home()
+    with dg.DagsterInstance.get() as instance, Daemon(instance_home / "daemon.log") as daemon:
+        print(f"== Factory: daemon running (log {daemon.log_path})")
+        runs = wait_for_quiet(instance, daemon, time.time(), expected, timeout)
+        print_runs(instance, runs)
+    print_status(paths)
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -206,6 +229,78 @@ def demo(args: argparse.Namespace) -> None:
     print(f"Status page: {paths.reports / 'status.html'}   UI: make ui   API: make serve")
 
 
+def deployment_markets(current: deployment.Deployment) -> list[str]:
+    """Every market with data in the deployment's sources (landing folder and external CARs)."""
+    landing = build_resources(deployment=current)["landing"]
+    markets = set(landing.folder().scan().markets())
+    for source in landing.external_sources():
+        markets |= set(source.markets())
+    return sorted(markets)
+
+
+def run_once(current: deployment.Deployment) -> bool:
+    """Every market's ingest and row run, then the status grid, in this process (no daemon).
+
+    The same jobs the sensors launch, on the instance `DAGSTER_HOME` names. True if every run
+    succeeded.
+    """
+    # Imported here: they load the deployment the environment names, which `--project` sets.
+    from factory_assets.definitions import defs
+    from factory_assets.jobs import row_tags
+    from factory_assets.partitions import markets_partitions
+
+    markets = deployment_markets(current)
+    ok = True
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(markets_partitions.name, markets)
+        for market in markets:
+            job = defs.get_job_def("car_ingest_job")
+            ingest = job.execute_in_process(instance=instance, partition_key=market, raise_on_error=False)
+            print(f"  car_ingest_job         {market:<10} {ingest.dagster_run.status.value}")
+            if not ingest.success:
+                ok = False
+                continue
+            row = defs.get_job_def("factory_row_job").execute_in_process(
+                instance=instance, tags=row_tags(market), raise_on_error=False
+            )
+            print(f"  factory_row_job        {market:<10} {row.dagster_run.status.value}")
+            ok = ok and row.success
+        defs.get_job_def("factory_status_job").execute_in_process(instance=instance, raise_on_error=False)
+    print_status(current.paths)
+    return ok
+
+
+def once(args: argparse.Namespace) -> None:
+    """Run the deployment's markets once, in process; exit 1 if a run failed."""
+    _dagster_home()
+    if not run_once(deployment.current()):
+        raise SystemExit(1)
+
+
+def insurer(args: argparse.Namespace) -> None:
+    """The insurer example: write its seeded export where its mapping points, then run it once."""
+    current = deployment.current()
+    config = InsurerConfig(seed=args.seed)
+    (mapping,) = [load_external_mapping(p) for p in current.external_mappings]
+    write_insurer_export(mapping.path.parent, config)
+    log.info("wrote the insurer export %s", mapping.path)
+    _dagster_home()
+    ok = run_once(current)
+    print(f"Status page: {current.paths.reports / 'status.html'}")
+    if not ok:
+        raise SystemExit(1)
+
+
+def init(args: argparse.Namespace) -> None:
+    """Inspect a CAR export and write a starting deployment folder (nothing is overwritten)."""
+    try:
+        report = init_deployment(args.folder, args.car)
+    except InitError as exc:
+        raise SystemExit(f"factory init: {exc}") from exc
+    print("\n".join(report))
+    print(f"Next: review {args.folder / 'config'}, then: make run-once PROJECT={args.folder}")
+
+
 def retention(args: argparse.Namespace) -> None:
     """Show (and with --apply, carry out) the retention plan; run it while no factory run is active."""
     from factory_assets.core.release.retention import RetentionPolicy, apply_retention, plan_retention
@@ -221,16 +316,76 @@ def retention(args: argparse.Namespace) -> None:
         print("dry run: nothing deleted (add --apply)")
 
 
+def _operator_action(args: argparse.Namespace, action: str) -> None:
+    """Carry out an override or a withdrawal on one cell of the deployment and print its record."""
+    current = deployment.current()
+    paths = current.paths
+    if args.model not in current.specs:
+        known = sorted(current.specs)
+        raise SystemExit(f"factory {action}: model '{args.model}' has no spec; known: {known}")
+    ctx = StageContext(
+        Warehouse(paths.warehouse), paths.models, paths.reports, paths.releases, run_id=f"cli-{action}"
+    )
+    try:
+        request = Request(args.market, args.model, args.by, args.reason)
+        if action == "release-override":
+            spec = current.spec_for(current.specs[args.model], args.market)
+            outcome = override_release(ctx, spec, request, args.attempt)
+        else:
+            outcome = withdraw_release(ctx, request, args.release)
+    except InterventionError as exc:
+        raise SystemExit(f"factory {action}: {exc}") from exc
+    record = outcome.record
+    serving = outcome.in_force.release_id if outcome.in_force else "nothing"
+    print(f"{record.market}/{record.model}: {record.status} ({record.release_id}) by {record.operator}")
+    print(f"  reason: {record.reason}")
+    for result in outcome.overridden:
+        print(f"  overrode {result.check}: {result.detail}")
+    print(f"  now serving: {serving}   (the grid shows it after the next factory_status run)")
+
+
+def _add_operator_commands(sub: argparse._SubParsersAction) -> None:
+    """`release-override` and `withdraw-release`: the recorded way out of a held-back or bad release."""
+    for action, text in [
+        ("release-override", "release a held-back cell's scores despite Data Checker 2 (recorded)"),
+        ("withdraw-release", "withdraw a cell's release in force; the previous one is served (recorded)"),
+    ]:
+        command = sub.add_parser(action, help=text)
+        command.add_argument("--market", required=True)
+        command.add_argument("--model", required=True)
+        command.add_argument("--reason", required=True, help="why (kept in the release ledger)")
+        command.add_argument("--by", default=getpass.getuser(), help="who decides (default: your user name)")
+        if action == "release-override":
+            command.add_argument("--attempt", help="the held-back id you reviewed (refused if it changed)")
+        else:
+            command.add_argument("--release", help="the release you mean (refused if another is in force)")
+        command.set_defaults(func=lambda args, action=action: _operator_action(args, action))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(prog="factory")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        help=f"the deployment folder (default: ${deployment.PROJECT_ENV}, else the repository root)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo", help="run the demo factory end to end")
     run.add_argument("--months", type=int, default=DEMO_MONTHS)
     run.add_argument("--seed", type=int, default=7)
     run.add_argument("--timeout", type=float, default=1800)
     run.set_defaults(func=demo)
+    example = sub.add_parser("insurer", help="write the insurer example's export and run it once")
+    example.add_argument("--seed", type=int, default=11)
+    example.set_defaults(func=insurer)
+    single = sub.add_parser("once", help="ingest and run every market of the deployment once, in process")
+    single.set_defaults(func=once)
+    start = sub.add_parser("init", help="write a commented starting deployment folder from a CAR export")
+    start.add_argument("folder", type=Path, help="the new deployment folder")
+    start.add_argument("--car", type=Path, required=True, help="a CAR export (Parquet or CSV) to inspect")
+    start.set_defaults(func=init)
     prune = sub.add_parser("retention", help="prune old snapshots, artefacts and releases")
     prune.add_argument("--car-months", type=int, default=36)
     prune.add_argument("--keep-releases", type=int, default=3)
@@ -238,7 +393,11 @@ def main(argv: list[str] | None = None) -> None:
     prune.set_defaults(func=retention)
     status = sub.add_parser("status", help="print the status grid")
     status.set_defaults(func=lambda _: print_status(_paths()))
+    _add_operator_commands(sub)
     args = parser.parse_args(argv)
+    if args.project is not None:
+        # The environment, not an argument: the daemon and its code server inherit it.
+        os.environ[deployment.PROJECT_ENV] = str(args.project.resolve())
     args.func(args)
 
 

@@ -1,9 +1,14 @@
-"""Jobs over the model-level assets; one run carries a market's whole row of models."""
+"""Jobs over the model-level assets, and the operator's release override and withdrawal jobs.
+
+One run of a model-level job carries a market's whole row of models; the operator's jobs are in
+`factory_assets.interventions`.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from factory_assets import interventions
 from factory_assets.core.names import FACTORY_STATUS_ASSET, Stage
 from factory_assets.partitions import cell_partitions, market_row_range
 
@@ -37,7 +42,7 @@ factory_status_job = dg.define_asset_job(
     description="Rebuild the market x model status grid.",
 )
 
-JOBS = [factory_row_job, retrain_job, scoring_job, factory_status_job]
+JOBS = [factory_row_job, retrain_job, scoring_job, factory_status_job, *interventions.JOBS]
 
 
 def row_tags(market: str) -> dict[str, str]:

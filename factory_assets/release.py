@@ -16,6 +16,7 @@ import pandas as pd
 from factory_assets.cellrun import STAGE_RESOURCES, cells_ok_spec, run_cells, stage_context
 from factory_assets.core import cell_status
 from factory_assets.core.clock import utc_now
+from factory_assets.core.model.store import ModelStore
 from factory_assets.core.names import Stage
 from factory_assets.core.release.gate import ReleaseOutcome, evaluate_cell, release_cell
 from factory_assets.core.release.score_checks import RULES, RuleResult
@@ -25,7 +26,8 @@ from factory_assets.core.status.grid import build_status, format_status_table, s
 from factory_assets.core.status.html import render_status_html
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.partitions import Cell, cell_partitions, cells_of, markets_partitions
-from factory_assets.specs_registry import SPECS
+from factory_assets.specs_registry import DEPLOYMENT, SPECS
+from resources.model_store import ModelStoreResource
 from resources.release_store import ReleaseStoreResource
 from resources.reports import ReportStoreResource
 from resources.warehouse import WarehouseResource
@@ -39,10 +41,11 @@ class ReleaseHeldBackError(RuntimeError):
     """A cell's scores failed Data Checker 2; its last good release stays in force."""
 
 
-def _spec(model: str) -> ModelSpec:
-    if model not in SPECS:
-        raise KeyError(f"model '{model}' has no spec in model_specs/: it cannot be released")
-    return SPECS[model]
+def _spec(cell: Cell) -> ModelSpec:
+    """The cell's spec with its market's Data Checker 2 settings from the deployment."""
+    if cell.model not in SPECS:
+        raise KeyError(f"model '{cell.model}' has no spec in model_specs/: it cannot be released")
+    return DEPLOYMENT.spec_for(SPECS[cell.model], cell.market)
 
 
 def _md(rows: list[dict[str, object]]) -> dg.MetadataValue:
@@ -50,7 +53,12 @@ def _md(rows: list[dict[str, object]]) -> dg.MetadataValue:
 
 
 def _checks_table(results: list[RuleResult]) -> dg.MetadataValue:
-    return _md([{"check": r.check, "passed": r.passed, "detail": r.detail[:200]} for r in results])
+    return _md(
+        [
+            {"check": r.check, "passed": r.passed, "detail": r.detail[:200], "reference": r.reference[:160]}
+            for r in results
+        ]
+    )
 
 
 def _held_back_message(outcome: ReleaseOutcome) -> str:
@@ -105,8 +113,10 @@ def released_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The scores consumers get: published only when they pass Data Checker 2.
 
     Per cell, the gate is evaluated again here (one row per eligible customer, no duplicates, values
-    finite and in range, probability distribution and ranks stable vs the last release, mean close to
-    the champion's test rate). Passing scores become an immutable release file
+    finite and in range, the market's latest snapshot scored, mean close to the recent realised rate
+    or the champion's test rate, and the probability distribution and ranks stable vs the same
+    model's last release; a new champion's distribution is compared with its own scores recorded at
+    its decision, and its ranks are not compared). Passing scores become an immutable release file
     (`releases/<market>/<model>/<release_id>.parquet`, CSV too when the spec asks) in the spec's output
     format, and the cell's `current.json` manifest is swapped atomically. Failing scores are held back:
     the previous release stays in force, `release.releases` records why, and the cell shows as failed.
@@ -115,7 +125,7 @@ def released_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     store = ReleaseStore(ctx.releases_dir)
 
     def work(cell: Cell) -> dict[str, object]:
-        outcome = release_cell(ctx, _spec(cell.model), cell.market)
+        outcome = release_cell(ctx, _spec(cell), cell.market)
         if outcome.held_back:
             # an observation keeps the verdict in the asset's history even when the step then fails
             context.log_event(_held_back_observation(cell, outcome))
@@ -127,7 +137,7 @@ def released_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 def _evaluate_cells(
-    context: dg.AssetCheckExecutionContext, wh: Warehouse, store: ReleaseStore
+    context: dg.AssetCheckExecutionContext, wh: Warehouse, store: ReleaseStore, models: ModelStore
 ) -> tuple[dict[Cell, list[RuleResult]], list[dict[str, str]]]:
     evaluated: dict[Cell, list[RuleResult]] = {}
     not_evaluated: list[dict[str, str]] = []
@@ -138,8 +148,9 @@ def _evaluate_cells(
                 not_evaluated.append({"cell": str(cell), "reason": problem[:200]})
                 continue
             try:
-                spec = _spec(cell.model)
-                evaluated[cell] = evaluate_cell(wh, store, spec, cell.market, context.run.run_id)[1]
+                spec = _spec(cell)
+                run_id = context.run.run_id
+                evaluated[cell] = evaluate_cell(wh, store, spec, cell.market, run_id, models)[1]
             except Exception as exc:  # one unreadable cell must not hide the verdict on the others
                 context.log.exception(f"Data Checker 2 could not evaluate {cell}")
                 wh.renew_session()  # the failure may have broken the connection
@@ -152,7 +163,13 @@ def _rule_result(
     rule: str, evaluated: dict[Cell, list[RuleResult]], skipped: list[dict[str, str]]
 ) -> dg.AssetCheckResult:
     failing = [
-        {"cell": str(cell), "value": r.value, "threshold": r.threshold, "detail": r.detail[:300]}
+        {
+            "cell": str(cell),
+            "value": r.value,
+            "threshold": r.threshold,
+            "detail": r.detail[:300],
+            "reference": r.reference[:200],
+        }
         for cell, results in evaluated.items()
         for r in results
         if r.check == rule and not r.passed
@@ -191,10 +208,13 @@ DATA_CHECKER_2_SPECS = [
 
 @dg.multi_asset_check(specs=DATA_CHECKER_2_SPECS, name="data_checker_2")
 def data_checker_2(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, release_store: ReleaseStoreResource
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    release_store: ReleaseStoreResource,
+    model_store: ModelStoreResource,
 ):
     """Data Checker 2 on every cell of the run; results stored in `ops.score_check_results`."""
-    evaluated, skipped = _evaluate_cells(context, warehouse.get(), release_store.get())
+    evaluated, skipped = _evaluate_cells(context, warehouse.get(), release_store.get(), model_store.get())
     for rule in RULES:
         yield _rule_result(rule, evaluated, skipped)
 
@@ -206,14 +226,16 @@ def factory_status(
     """The market x model grid the analyst opens first, worst cells first.
 
     Per cell: the market's latest Data Checker 1 result, every stage's outcome, the champion (version,
-    age in days, test AUC), drift share, the last decision and its reason, the last release and
-    whether the last attempt was held back (and why). Stored as `ops.factory_status` and written as
-    the static page `reports/status.html`.
+    age in days, test AUC), drift share, the last decision and its reason, the release in force and
+    its state (released, released under override, held back, withdrawn: who and why), and "stale
+    since <date>" when the live release is older than the spec's `max_release_age_days`. Stored as
+    `ops.factory_status` and written as the static page `reports/status.html`.
     """
     wh = warehouse.get()
     markets = context.instance.get_dynamic_partitions(markets_partitions.name)
     now = utc_now()
-    grid = build_status(wh, markets, sorted(SPECS), now)
+    stale_after = {name: spec.score_checks.max_release_age_days for name, spec in SPECS.items()}
+    grid = build_status(wh, markets, sorted(SPECS), now, stale_after)
     store_status(wh, grid, context.run_id)
     page = reports.path_for("status.html")
     write_atomic(page, render_status_html(grid, now).encode("utf-8"))

@@ -27,6 +27,7 @@ class Table:
     MODELS: Final = "registry.models"
     RETRAIN_EVALUATIONS: Final = "registry.retrain_evaluations"
     DECISIONS: Final = "registry.decisions"
+    SCORE_REFERENCES: Final = "registry.score_references"
     REALISED_PERFORMANCE: Final = "registry.realised_performance"
     DRIFT: Final = "factory.drift"
     SCORES: Final = "scores.scores"

@@ -83,9 +83,7 @@ class HistorySpec(_Strict):
     columns: list[str] = Field(default_factory=list, description="Numeric CAR columns to aggregate.")
     lags: list[Annotated[int, Field(ge=1, le=24)]] = Field(default_factory=lambda: [1, 3])
     windows: list[Annotated[int, Field(ge=2, le=24)]] = Field(default_factory=lambda: [3, 6, 12])
-    aggregations: list[Literal["mean", "max", "min", "std"]] = Field(
-        default_factory=lambda: ["mean", "max"]
-    )
+    aggregations: list[Literal["mean", "max", "min", "std"]] = Field(default_factory=lambda: ["mean", "max"])
     deltas: bool = Field(True, description="Value minus the value one lag earlier, per lag.")
     trends: bool = Field(True, description="Least-squares slope over each window.")
     recency: list[str] = Field(
@@ -167,9 +165,30 @@ class ReplacementRules(_Strict):
 class ScoreChecks(_Strict):
     """Data Checker 2 thresholds on a cell's scores."""
 
-    max_psi: float = Field(0.25, gt=0)
-    max_mean_ratio: float = Field(2.0, gt=1, description="Mean prob vs expected rate, either way.")
-    min_rank_spearman: float = Field(0.5, ge=-1, le=1)
+    max_psi: float = Field(
+        0.25,
+        gt=0,
+        description="PSI of the probabilities vs the reference: the same model's last release, or a new "
+        "champion's own scores on the snapshot before its decision.",
+    )
+    max_mean_ratio: float = Field(
+        2.0, gt=1, description="Mean prob vs expected rate (recent realised, else test), either way."
+    )
+    min_rank_spearman: float = Field(
+        0.5, ge=-1, le=1, description="Rank correlation with the last release (unchanged champion only)."
+    )
+    max_snapshots_behind: int = Field(
+        0,
+        ge=0,
+        description="Ingested snapshots of the market newer than the scored one that a release may trail "
+        "(0: only the latest snapshot may be released).",
+    )
+    max_release_age_days: int = Field(
+        62,
+        ge=1,
+        description="The status grid calls a cell 'stale' when its live release is older than this "
+        "(two monthly scoring cycles).",
+    )
 
 
 class OutputSpec(_Strict):

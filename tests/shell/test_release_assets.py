@@ -18,10 +18,12 @@ from factory_assets.core import cell_status
 from factory_assets.core.cell_status import StageOutcome
 from factory_assets.core.names import Table
 from factory_assets.core.release.gate import release_cell
+from factory_assets.core.release.score_checks import RULES
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.release.tables import load_gate_facts
 from factory_assets.core.stage import StageContext
 from factory_assets.core.warehouse import Warehouse
+from factory_assets.interventions import release_override_job, release_withdrawal_job
 from factory_assets.partitions import cell_partitions, cells_of
 from factory_assets.release import CHECKS, data_checker_2, factory_status, released_scores
 from factory_assets.specs_registry import SPECS
@@ -83,7 +85,9 @@ def stand_in_scores(frames: dict[str, pd.DataFrame]) -> dg.AssetsDefinition:
 
 
 def prepare_upstream(warehouse: Warehouse, models: list[str]) -> None:
-    """The eligible population and the champion's registry row, as the upstream stages leave them."""
+    """The market's CAR, the eligible population and the champion's registry row, as upstream leaves them."""
+    car = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(N)], "snapshot_date": SNAPSHOT})
+    warehouse.replace_partition(f"car.{MARKET}", car, {"snapshot_date": SNAPSHOT}, "t")
     for model in models:
         population = pd.DataFrame(
             {"customer_id": [f"c{i:04d}" for i in range(N)], "snapshot_date": SNAPSHOT, "target": None}
@@ -150,7 +154,7 @@ def test_first_release_publishes_and_a_rerun_of_the_same_scores_is_idempotent(
     rows = releases_rows(warehouse, "churn")
     assert list(rows["status"]) == ["released"] and list(rows["release_id"]) == [manifest.release_id]
     checks = warehouse.query("select * from ops.score_check_results where model = 'churn'")
-    assert len(checks) == 6 and checks["passed"].all()
+    assert len(checks) == len(RULES) and checks["passed"].all()
     evaluations = first.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations if e.asset_key == dg.AssetKey("scores")} == {
         "dc2_complete",
@@ -159,6 +163,7 @@ def test_first_release_publishes_and_a_rerun_of_the_same_scores_is_idempotent(
         "dc2_distribution_stable",
         "dc2_mean_near_expected",
         "dc2_ranks_stable",
+        "dc2_snapshot_current",
     }
     assert all(e.passed for e in evaluations)
     published = store.load_release(manifest).set_index("customer_id")
@@ -322,7 +327,15 @@ def test_the_gate_reads_the_population_size_the_scores_record_else_the_training_
     warehouse.replace_partition("scores.scores", scores, {"market": MARKET, "model": "churn"}, "t")
     facts = load_gate_facts(warehouse, MARKET, "churn")
     assert (facts.expected_rows, facts.expected_rows_source) == (N, f"prep.tf__{MARKET}__churn at {SNAPSHOT}")
-    assert (facts.expected_rate, facts.expected_rate_source) == (BASE_RATE, "test_base_rate of churn-v1")
+    assert facts.expected_rate == BASE_RATE
+    assert facts.expected_rate_source.startswith("test_base_rate of churn-v1 (no realised rate")
+    realised = {"market": MARKET, "model": "churn", "model_version": "churn-v1", "n": 180, "positives": 27}
+    realised_row = pd.DataFrame([{**realised, "snapshot_date": dt.date(2026, 8, 31)}])
+    warehouse.replace_partition("registry.realised_performance", realised_row, realised, "t")
+    facts = load_gate_facts(warehouse, MARKET, "churn")
+    assert facts.expected_rate == pytest.approx(27 / 180), "the recent realised rate comes first"
+    assert facts.expected_rate_source == "realised rate at 2026-08-31, 180 customers with known outcome"
+    assert (facts.snapshots.latest, facts.snapshots.newer_than_scored) == (SNAPSHOT, 0)
 
     recorded = make_scores("churn").iloc[:150].assign(eligible_rows=N + 5)
     warehouse.execute(lambda con: con.execute("drop table scores.scores"))
@@ -349,3 +362,43 @@ def test_an_unknown_champion_version_holds_the_scores_back(warehouse, paths):
     outcome = release_cell(ctx, SPECS["churn"], MARKET)
     assert outcome.held_back and outcome.in_force is None
     assert "mean_near_expected: expected rate unknown (registry.models has no row" in outcome.reason
+
+
+def test_the_override_and_withdrawal_jobs_act_on_a_held_back_cell_and_leave_records(
+    instance_with_market, resources, warehouse, paths
+):
+    prepare_upstream(warehouse, ["churn"])
+    good = make_scores("churn")
+    assert run_release(
+        instance_with_market, resources, {"churn": good}, partition_key=cell_key("churn")
+    ).success
+    store = ReleaseStore(paths.releases)
+    first = store.read_manifest(MARKET, "churn").release_id
+    shifted = good.assign(probability=np.clip(good["probability"] * 3, 0, 1))
+    held = run_release(instance_with_market, resources, {"churn": shifted}, partition_key=cell_key("churn"))
+    assert not held.success and store.read_manifest(MARKET, "churn").release_id == first
+
+    cell = {"market": MARKET, "model": "churn", "operator": "ana", "reason": "price rise: scores moved"}
+    override = release_override_job.execute_in_process(
+        run_config={"ops": {"release_under_override": {"config": cell}}},
+        instance=instance_with_market,
+        resources=resources,
+    )
+    overridden = store.read_manifest(MARKET, "churn").release_id
+    withdrawal = release_withdrawal_job.execute_in_process(
+        run_config={"ops": {"withdraw_live_release": {"config": {**cell, "release_id": overridden}}}},
+        instance=instance_with_market,
+        resources=resources,
+    )
+
+    assert override.success and withdrawal.success and overridden != first
+    assert store.read_manifest(MARKET, "churn").release_id == first, "the previous release is in force again"
+    rows = releases_rows(warehouse, "churn")
+    assert list(rows["status"])[-2:] == ["released_under_override", "withdrawn"]
+    assert set(rows["operator"].dropna()) == {"ana"}
+    observed = [
+        e.asset_observation_data.asset_observation.metadata["status"].value
+        for e in [*override.all_events, *withdrawal.all_events]
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert observed == ["released_under_override", "withdrawn"]

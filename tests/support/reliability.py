@@ -148,7 +148,8 @@ def comparable_release_state(paths: FactoryPaths) -> dict[str, object]:
     state = release_state(paths)
     for manifest in state["manifests"].values():
         manifest.pop("released_at", None)
-    state["files"] = {k: v for k, v in state["files"].items() if not k.endswith("current.json")}
+    manifests = ("current.json", ".manifest.json")  # a kept manifest holds its release time too
+    state["files"] = {k: v for k, v in state["files"].items() if not k.endswith(manifests)}
     return state
 
 

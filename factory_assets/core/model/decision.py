@@ -12,6 +12,7 @@ from catboost import CatBoostClassifier
 from factory_assets.core.model import registry
 from factory_assets.core.model.champion import SameTestComparison, compare_on_test, decide
 from factory_assets.core.model.registry import ChampionPointer, ModelRecord
+from factory_assets.core.model.score_reference import record_score_reference
 from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import predict_sample_scale, split_frame
 from factory_assets.core.names import Table
@@ -71,6 +72,9 @@ def _compare(
 def decide_champion(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
     """Apply the champion rules to the latest undecided challenger and store the decision.
 
+    A challenger made live also scores the snapshot before the latest, stored as Data Checker 2's
+    reference for its first release (`core.model.score_reference`).
+
     With no new challenger nothing is decided (and the report says so). A missing or corrupt
     artefact fails the cell before anything is written: the champion record stays as it was.
     """
@@ -91,6 +95,10 @@ def _decide(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> Stag
     champion_version = champion_record.version if champion_record else None
     verdict = decide(challenger.version, champion_version, comparison, spec.replacement)
     decision_id = uuid.uuid4().hex
+    reference = None
+    if verdict.live_version == challenger.version and challenger.version != champion_version:
+        # before the decision is stored: a failure leaves the champion as it was
+        reference = record_score_reference(ctx, market, model, challenger, decision_id)
     registry.write(
         ctx.warehouse,
         Table.DECISIONS,
@@ -116,7 +124,7 @@ def _decide(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> Stag
         },
         ctx.run_id,
     )
-    return {
+    report: dict[str, object] = {
         "outcome": verdict.outcome,
         "reason": verdict.reason,
         "decision_id": decision_id,
@@ -130,6 +138,12 @@ def _decide(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> Stag
         "delong_p": _rounded(comparison.delong_p),
         "same_test_metrics": _metrics_table(comparison),
     }
+    if reference is not None:
+        report["score_reference"] = (
+            f"{reference.rows} scores on {reference.snapshot_date} (mean probability "
+            f"{reference.mean_probability:.4f}): Data Checker 2's reference for the next release"
+        )
+    return report
 
 
 def _rounded(value: float | None) -> float | str:

@@ -1,5 +1,8 @@
 """The model registry: trained models, retrain evaluations, champion decisions, realised performance.
 
+`registry.score_references` holds, per champion made live, the snapshot and hash of its own scores
+recorded at its decision (`core.model.score_reference`): Data Checker 2's reference for a new model.
+
 The champion of a cell is the `live_version` of its latest decision in `registry.decisions`, never
 the newest file: `current_champion` and `champion_at` read the decisions only. JSON-valued columns
 (features, params, metrics, triggers) are stored as JSON text. Tables are created with explicit
@@ -41,6 +44,10 @@ _DDL = {
         "champion_metrics varchar, challenger_metrics varchar, champion_auc double, challenger_auc double, "
         "auc_uplift double, delong_p double, outcome varchar, reason varchar, live_version varchar"
     ),
+    Table.SCORE_REFERENCES: (
+        "market varchar, model varchar, model_version varchar, decision_id varchar, snapshot_date date, "
+        "rows bigint, mean_probability double, sha256 varchar, computed_at timestamp"
+    ),
     Table.REALISED_PERFORMANCE: (
         "market varchar, model varchar, model_version varchar, snapshot_date date, n bigint, "
         "positives bigint, auc double, lift_top_decile double, computed_at timestamp"
@@ -55,6 +62,7 @@ _KEYS = {
     Table.MODELS: ("market", "model", "model_version"),
     Table.RETRAIN_EVALUATIONS: ("evaluation_id",),
     Table.DECISIONS: ("decision_id",),
+    Table.SCORE_REFERENCES: ("market", "model", "model_version"),
     Table.REALISED_PERFORMANCE: ("market", "model", "model_version", "snapshot_date"),
     Table.DRIFT: ("market", "model"),
 }

@@ -1,4 +1,7 @@
-"""Model artefacts by content hash: `<root>/<sha256>.cbm`, plus each model's drift reference sample.
+"""Model artefacts by content hash (`<root>/<sha256>.cbm`), drift references and score references.
+
+Next to each artefact: its drift reference sample (`<sha256>.reference.parquet`) and, for a model
+made champion, the scores it gave when it was made live (`<sha256>.scores-<yyyymmdd>.parquet`).
 
 The version of a model is the SHA-256 of its saved bytes, so the same data and seed give the same
 version. CatBoost stamps every saved model with its finish time and a random GUID; both are removed
@@ -9,6 +12,7 @@ is missing or does not match its name.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from pathlib import Path
@@ -39,6 +43,10 @@ class ModelStore:
     def reference_path(self, version: str) -> Path:
         """Where the drift reference sample of `version` lives."""
         return self.root / f"{version}.reference.parquet"
+
+    def score_reference_path(self, version: str, snapshot: dt.date) -> Path:
+        """Where the scores of `version` on `snapshot`, recorded at its decision, live."""
+        return self.root / f"{version}.scores-{snapshot:%Y%m%d}.parquet"
 
     def _temp_path(self, suffix: str) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -86,6 +94,24 @@ class ModelStore:
         finally:
             temp.unlink(missing_ok=True)
         return path, digest
+
+    def save_score_reference(self, version: str, snapshot: dt.date, frame: pd.DataFrame) -> tuple[Path, str]:
+        """Store the scores of `version` on `snapshot` (customer_id, probability); returns (path, sha256)."""
+        temp = self._temp_path(".parquet")
+        try:
+            frame.to_parquet(temp, index=False)
+            digest = file_sha256(temp)
+            path = self.score_reference_path(version, snapshot)
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+        return path, digest
+
+    def load_score_reference(self, version: str, snapshot: dt.date, expected_sha256: str) -> pd.DataFrame:
+        """The scores `version` gave on `snapshot`, verified against the hash the registry holds."""
+        path = self.score_reference_path(version, snapshot)
+        _verified(path, expected_sha256, "score reference", f"model {version}")
+        return pd.read_parquet(path)
 
     def load_reference(self, version: str, expected_sha256: str) -> pd.DataFrame:
         """The drift reference sample of `version`, verified against the hash the registry holds."""

@@ -3,6 +3,11 @@
 The gate runs here, in the release itself, for every cell: a Dagster check result may be stale, or
 cover a whole range run, so the release never relies on it. A cell that fails keeps its last good
 release in force and gets a `held_back` record naming every failed rule.
+
+The gate's reference depends on what changed since the last release: the same champion is compared
+with its last release; a new champion with its own scores recorded at its decision
+(`core.model.score_reference`). Scores an operator withdrew are not published again by a run (only
+by an override), and scores already in force under an override stay in force as `unchanged`.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Literal
 import pandas as pd
 
 from factory_assets.core.clock import utc_now
+from factory_assets.core.model.score_reference import find_score_reference, load_score_reference
+from factory_assets.core.model.store import ModelStore
 from factory_assets.core.release import tables
-from factory_assets.core.release.publish import publish
+from factory_assets.core.release.publish import prospective_release_id, publish
 from factory_assets.core.release.score_checks import (
     RuleResult,
     ScoreCheckInputs,
@@ -50,30 +57,79 @@ class ReleaseOutcome:
         return self.status == "held_back"
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What the comparison rules compare the scores with, and why that."""
+
+    frame: pd.DataFrame | None
+    source: str
+    champion_change: str | None
+
+
+def _short(version: str | None) -> str:
+    return (version or "unknown")[:12]
+
+
+def comparison_reference(
+    warehouse: Warehouse,
+    store: ReleaseStore,
+    models: ModelStore,
+    scores: tables.CellScores,
+    current: ReleaseManifest | None,
+) -> Reference:
+    """The last release while its model still scores; else the new champion's own recorded scores."""
+    if current is None:
+        return Reference(None, "no earlier release", None)
+    if current.model_version == scores.model_version:
+        source = f"last release {current.release_id} (same model {_short(current.model_version)})"
+        return Reference(store.load_reference(current), source, None)
+    change = (
+        f"champion changed since the last release {current.release_id} "
+        f"({_short(current.model_version)} -> {_short(scores.model_version)})"
+    )
+    own = None
+    if scores.model_version is not None:
+        own = find_score_reference(warehouse, current.market, current.model, scores.model_version)
+    if own is None:
+        missing = f"none: no score reference recorded for {_short(scores.model_version)}"
+        return Reference(None, missing, change)
+    source = (
+        f"new champion {_short(own.version)}'s own scores on {own.snapshot_date}, recorded at its "
+        f"decision {own.decision_id[:8]} ({change})"
+    )
+    return Reference(load_score_reference(models, own), source, change)
+
+
 def gate_inputs(
-    warehouse: Warehouse, store: ReleaseStore, market: str, model: str
+    warehouse: Warehouse, store: ReleaseStore, models: ModelStore, market: str, model: str
 ) -> tuple[tables.CellScores, ScoreCheckInputs, ReleaseManifest | None]:
-    """Load what Data Checker 2 needs for a cell: its scores, expectations and the last release."""
+    """Load what Data Checker 2 needs for a cell: its scores, expectations and its reference."""
     facts = tables.load_gate_facts(warehouse, market, model)
     current = store.read_manifest(market, model)
-    previous = store.load_reference(current) if current is not None else None
+    reference = comparison_reference(warehouse, store, models, facts.scores, current)
     inputs = ScoreCheckInputs(
         scores=facts.scores.frame,
         expected_rows=facts.expected_rows,
         expected_rate=facts.expected_rate,
-        previous=previous,
+        previous=reference.frame,
         expected_rows_source=facts.expected_rows_source,
         expected_rate_source=facts.expected_rate_source,
+        previous_source=reference.source,
+        champion_change=reference.champion_change,
+        scored_snapshot=facts.scores.snapshot_date,
+        latest_snapshot=facts.snapshots.latest,
+        snapshots_behind=facts.snapshots.newer_than_scored,
+        latest_snapshot_source=facts.snapshots.source,
     )
     return facts.scores, inputs, current
 
 
 def evaluate_cell(
-    warehouse: Warehouse, store: ReleaseStore, spec: ModelSpec, market: str, run_id: str
+    warehouse: Warehouse, store: ReleaseStore, spec: ModelSpec, market: str, run_id: str, models: ModelStore
 ) -> tuple[tables.CellScores, list[RuleResult], ReleaseManifest | None]:
     """Run Data Checker 2 on a cell and store its results in `ops.score_check_results`."""
     with warehouse.session():
-        scores, inputs, current = gate_inputs(warehouse, store, market, spec.name)
+        scores, inputs, current = gate_inputs(warehouse, store, models, market, spec.name)
         results = run_score_checks(inputs, spec.score_checks)
         frame = tables.check_results_frame(results, market, spec.name, scores, utc_now())
         tables.store_check_results(warehouse, frame, market, spec.name, run_id)
@@ -97,7 +153,7 @@ def _record(
         model=outcome.model,
         release_id=outcome.release_id,
         released_at=at,
-        status="held_back" if outcome.held_back else "released",
+        status=tables.HELD_BACK if outcome.held_back else tables.RELEASED,
         reason=outcome.reason,
         snapshot_date=scores.snapshot_date,
         model_version=scores.model_version,
@@ -110,16 +166,51 @@ def _record(
 
 def release_cell(ctx: StageContext, spec: ModelSpec, market: str) -> ReleaseOutcome:
     """Gate the cell's scores; publish them if they pass, else record why they were held back."""
+    stores = ReleaseStore(ctx.releases_dir), ModelStore(ctx.models_dir)
     with ctx.warehouse.session():  # short work: checks and file writes
-        return _release(ctx.warehouse, ReleaseStore(ctx.releases_dir), spec, market, ctx.run_id)
+        return _release(ctx.warehouse, stores, spec, market, ctx.run_id)
+
+
+def _not_publishable(
+    entries: pd.DataFrame, release_id: str, current: ReleaseManifest | None, gate: str | None
+) -> tuple[str | None, dict[str, object] | None]:
+    """(why these scores must not be published, the override they stay in force under), one None.
+
+    Withdrawn scores are not published again by a run; failing scores that are the release in force
+    under an override stay in force; otherwise the gate's reason decides.
+    """
+    withdrawal = tables.withdrawal_of(entries, release_id)
+    if withdrawal is not None:
+        why = (
+            f"these scores are release {release_id}, withdrawn by {withdrawal['operator']} at "
+            f"{withdrawal['released_at']} ({withdrawal['reason']}): not published again (an override can)"
+        )
+        return why if gate is None else f"{why}; {gate}", None
+    in_force = ledger_in_force(entries, current)
+    if (
+        gate is not None
+        and in_force is not None
+        and in_force["release_id"] == release_id
+        and in_force["status"] == tables.RELEASED_UNDER_OVERRIDE
+    ):
+        return None, in_force
+    return gate, None
+
+
+def ledger_in_force(entries: pd.DataFrame, current: ReleaseManifest | None) -> dict[str, object] | None:
+    """The ledger row of the release in force, or None."""
+    return tables.ledger_entry(entries, current.release_id) if current is not None else None
 
 
 def _release(
-    warehouse: Warehouse, store: ReleaseStore, spec: ModelSpec, market: str, run_id: str
+    warehouse: Warehouse, stores: tuple[ReleaseStore, ModelStore], spec: ModelSpec, market: str, run_id: str
 ) -> ReleaseOutcome:
+    store, models = stores
     model = spec.name
-    scores, results, current = evaluate_cell(warehouse, store, spec, market, run_id)
-    reason = gate_reason(results)
+    scores, results, current = evaluate_cell(warehouse, store, spec, market, run_id, models)
+    entries = tables.ledger(warehouse, market, model)
+    release_id = prospective_release_id(market, model, scores.frame, spec.output)
+    reason, override = _not_publishable(entries, release_id, current, gate_reason(results))
     now, rows = utc_now(), len(scores.frame)
     if reason is not None:
         held_id = attempt_id(market, model, scores)
@@ -129,7 +220,13 @@ def _release(
     manifest, created = publish(store, market, model, scores.frame, spec.output, now)
     status: ReleaseStatus = "released" if created else "unchanged"
     note = "published" if created else "same scores as the release in force: nothing new published"
+    if override is not None:
+        note = f"{note}; in force under the override of {override['operator']} ({override['reason']})"
     outcome = ReleaseOutcome(market, model, status, manifest.release_id, note, results, manifest, rows)
+    existing = tables.ledger_entry(entries, manifest.release_id)
+    if not created and existing is not None:  # touch the record: the latest attempt is this release
+        tables.record_release(warehouse, tables.record_from_entry(existing), run_id)
+        return outcome
     released_at = dt.datetime.fromisoformat(manifest.released_at)
     path = str(store.cell_dir(market, model) / manifest.file)
     tables.record_release(warehouse, _record(outcome, scores, released_at, path, manifest.sha256), run_id)

@@ -54,6 +54,11 @@ def release_id_for(market: str, model: str, output_format: str, frame: pd.DataFr
     return f"{prefix}-{digest.hexdigest()[:12]}"
 
 
+def prospective_release_id(market: str, model: str, scores: pd.DataFrame, output: OutputSpec) -> str:
+    """The release id `publish` would give these scores (nothing is written)."""
+    return release_id_for(market, model, output.format, release_frame(scores, output.format))
+
+
 def _reference_frame(scores: pd.DataFrame) -> pd.DataFrame:
     frame = scores[["customer_id", "probability"]].astype({"probability": "float64"})
     return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
@@ -76,6 +81,8 @@ def publish(
     release_id = release_id_for(market, model, output.format, frame)
     current = store.read_manifest(market, model)
     if current is not None and current.release_id == release_id:
+        if store.archived_manifest(market, model, release_id) is None:  # released before archiving
+            store.archive_manifest(current)
         return current, False
     frame["release_id"] = release_id
     folder = store.cell_dir(market, model)
@@ -105,5 +112,6 @@ def publish(
         csv_file=csv_name,
         csv_sha256=csv_sha,
     )
+    store.archive_manifest(manifest)
     store.swap_manifest(manifest)
     return manifest, True

@@ -37,7 +37,7 @@ from factory_assets.core.names import Table, car_table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.release.store import MANIFEST_NAME, ReleaseStore
 from factory_assets.core.specs import ModelSpec
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import Warehouse, transaction
 
 log = logging.getLogger(__name__)
 _SNAPSHOT_FILE = re.compile(r"^car_(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
@@ -133,8 +133,8 @@ def _released_ids(warehouse: Warehouse, market: str, model: str, keep: int) -> l
     if keep == 0 or not warehouse.table_exists(Table.RELEASES):
         return []
     rows = warehouse.query(
-        "select release_id from release.releases where market = ? and model = ? and status = 'released' "
-        "order by released_at desc limit ?",
+        "select release_id from release.releases where market = ? and model = ? "
+        "and status in ('released', 'released_under_override') order by released_at desc limit ?",
         [market, model, keep],
     )
     return list(rows["release_id"])
@@ -243,13 +243,8 @@ def apply_retention(paths: FactoryPaths, plan: RetentionPlan) -> dict[str, int]:
         table = car_table(market)
 
         def delete(con, table=table, dates=dates) -> None:
-            con.execute("begin transaction")
-            try:
+            with transaction(con):
                 con.execute(f"delete from {table} where snapshot_date in (select unnest(?::date[]))", [dates])
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
 
         warehouse.execute(delete)
         log.info(

@@ -1,16 +1,24 @@
 """Data Checker 2: the gate a cell's scores must pass before they are released.
 
-Six rules, each a plain function of `ScoreCheckInputs` and the spec's `score_checks` thresholds:
+Seven rules, each a plain function of `ScoreCheckInputs` and the spec's `score_checks` thresholds:
 the scores cover the eligible population exactly (`complete`), one row per customer (`unique`),
-finite values in range (`valid_values`), a probability distribution close to the last release's
-(`distribution_stable`, PSI), a mean probability close to the rate the champion saw on its test
-(`mean_near_expected`, ratio either way) and customer ranks close to the last release's
-(`ranks_stable`, Spearman on the customers in both). The first release of a cell has nothing to
-compare with, so the two comparison rules pass and say so.
+finite values in range (`valid_values`), a probability distribution close to the reference's
+(`distribution_stable`, PSI), a mean probability close to the expected rate (`mean_near_expected`,
+ratio either way), customer ranks close to the last release's (`ranks_stable`, Spearman on the
+customers in both) and the market's latest snapshot scored (`snapshot_current`).
+
+The comparison rules know what changed. While the champion is the model of the last release, the
+reference is that release. When the champion changed since, the reference for the distribution is
+the new champion's own scores recorded at its decision (`core.model.score_reference`), and ranks
+are not compared (a different model ranks differently by design). The expected rate is the recent
+realised rate where labels have arrived, else the champion's test rate. Every result names its
+reference. The first release of a cell has nothing to compare with, so the comparison rules pass
+and say so.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +49,17 @@ class ScoreCheckInputs:
     previous: pd.DataFrame | None = None
     expected_rows_source: str = "eligible population"
     expected_rate_source: str = "champion test base rate"
+    previous_source: str = "last release"
+    """What `previous` is and why it is the reference (the same model's last release, or the new
+    champion's own recorded scores)."""
+    champion_change: str | None = None
+    """Set when the scores come from another model than the last release's: says which and since when."""
+    scored_snapshot: dt.date | None = None
+    latest_snapshot: dt.date | None = None
+    """The market's latest ingested snapshot (None when unknown)."""
+    snapshots_behind: int | None = None
+    """Ingested snapshots of the market newer than the scored one."""
+    latest_snapshot_source: str = "the market's CAR"
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,8 @@ class RuleResult:
     value: float | None
     threshold: float | None
     detail: str
+    reference: str = ""
+    """What the rule compared with and why that reference (empty for rules that compare nothing)."""
 
 
 Rule = Callable[[ScoreCheckInputs, ScoreChecks], RuleResult]
@@ -129,34 +150,46 @@ def check_valid_values(inputs: ScoreCheckInputs, limits: ScoreChecks) -> RuleRes
     return RuleResult("valid_values", not problems, int(bad_rows.sum()), 0, detail)
 
 
+def _no_reference(inputs: ScoreCheckInputs) -> str | None:
+    """Why there is nothing to compare with (a first release), or None when there is a reference."""
+    if inputs.previous is None and inputs.champion_change is None:
+        return "first release: nothing to compare"
+    return None
+
+
 def check_distribution_stable(inputs: ScoreCheckInputs, limits: ScoreChecks) -> RuleResult:
-    """PSI of the probabilities against the last release's stays at or below `max_psi`."""
-    name, limit = "distribution_stable", limits.max_psi
+    """PSI vs the reference (the same model's last release, or a new champion's own scores) <= `max_psi`."""
+    name, limit, source = "distribution_stable", limits.max_psi, inputs.previous_source
+    first = _no_reference(inputs)
+    if first is not None:
+        return RuleResult(name, True, None, limit, first, "none")
     if inputs.previous is None:
-        return RuleResult(name, True, None, limit, "first release: nothing to compare")
+        detail = f"{inputs.champion_change}, and no score reference of the new champion was recorded"
+        return RuleResult(name, False, None, limit, detail + ": cannot compare", source)
     current, previous = _finite_probabilities(inputs.scores), _finite_probabilities(inputs.previous)
     if current.size == 0 or previous.size == 0:
-        return RuleResult(name, False, None, limit, "no finite probabilities to compare")
+        return RuleResult(name, False, None, limit, "no finite probabilities to compare", source)
     value = psi(previous, current)
-    detail = f"PSI {value:.4f} vs last release ({previous.size} -> {current.size} customers)"
-    return RuleResult(name, value <= limit, value, limit, detail)
+    detail = f"PSI {value:.4f} vs {source} ({previous.size} -> {current.size} customers)"
+    return RuleResult(name, value <= limit, value, limit, detail, source)
 
 
 def check_mean_near_expected(inputs: ScoreCheckInputs, limits: ScoreChecks) -> RuleResult:
     """Mean probability within a factor `max_mean_ratio` of the expected rate, either way."""
     name, limit, rate = "mean_near_expected", limits.max_mean_ratio, inputs.expected_rate
+    source = inputs.expected_rate_source
     if rate is None or not np.isfinite(rate) or rate <= 0:
-        return RuleResult(name, False, None, limit, f"expected rate unknown ({inputs.expected_rate_source})")
+        return RuleResult(name, False, None, limit, f"expected rate unknown ({source})", source)
     current = _finite_probabilities(inputs.scores)
     if current.size == 0:
-        return RuleResult(name, False, None, limit, "no finite probabilities")
+        return RuleResult(name, False, None, limit, "no finite probabilities", source)
     mean = float(current.mean())
     ratio = mean / rate
     detail = (
         f"mean probability {mean:.4f} vs expected {rate:.4f} ({inputs.expected_rate_source}): "
         f"ratio {ratio:.3f}"
     )
-    return RuleResult(name, 1 / limit <= ratio <= limit, ratio, limit, detail)
+    return RuleResult(name, 1 / limit <= ratio <= limit, ratio, limit, detail, source)
 
 
 def _common_customers(inputs: ScoreCheckInputs) -> pd.DataFrame:
@@ -167,19 +200,42 @@ def _common_customers(inputs: ScoreCheckInputs) -> pd.DataFrame:
 
 
 def check_ranks_stable(inputs: ScoreCheckInputs, limits: ScoreChecks) -> RuleResult:
-    """Spearman correlation with the last release, on the customers in both, >= `min_rank_spearman`."""
-    name, limit = "ranks_stable", limits.min_rank_spearman
-    if inputs.previous is None:
-        return RuleResult(name, True, None, limit, "first release: nothing to compare")
+    """Spearman with the same model's last release, customers in both, >= `min_rank_spearman`."""
+    name, limit, source = "ranks_stable", limits.min_rank_spearman, inputs.previous_source
+    first = _no_reference(inputs)
+    if first is not None:
+        return RuleResult(name, True, None, limit, first, "none")
+    if inputs.champion_change is not None:
+        detail = (
+            f"not compared: {inputs.champion_change}; a different model ranks customers differently by "
+            "design (its score distribution is checked against its own reference)"
+        )
+        return RuleResult(name, True, None, limit, detail, "none: the champion changed")
     both = _common_customers(inputs)
     if len(both) < MIN_COMMON_CUSTOMERS:
         detail = f"only {len(both)} customers in both releases (< {MIN_COMMON_CUSTOMERS}): not compared"
-        return RuleResult(name, True, None, limit, detail)
+        return RuleResult(name, True, None, limit, detail, source)
     if both["probability"].nunique() < 2 or both["previous"].nunique() < 2:
-        return RuleResult(name, False, None, limit, "rank correlation undefined (constant scores)")
+        return RuleResult(name, False, None, limit, "rank correlation undefined (constant scores)", source)
     rho = both["probability"].corr(both["previous"], method="spearman")
     detail = f"Spearman {rho:.4f} on {len(both)} customers in both releases"
-    return RuleResult(name, bool(rho >= limit), float(rho), limit, detail)
+    return RuleResult(name, bool(rho >= limit), float(rho), limit, detail, source)
+
+
+def check_snapshot_current(inputs: ScoreCheckInputs, limits: ScoreChecks) -> RuleResult:
+    """The scored snapshot trails the market's latest ingested one by <= `max_snapshots_behind`."""
+    name, limit, source = "snapshot_current", limits.max_snapshots_behind, inputs.latest_snapshot_source
+    if inputs.scored_snapshot is None:
+        return RuleResult(name, False, None, limit, "the scores carry no snapshot date", source)
+    if inputs.latest_snapshot is None or inputs.snapshots_behind is None:
+        detail = f"latest ingested snapshot unknown ({source}): cannot verify"
+        return RuleResult(name, False, None, limit, detail, source)
+    behind = inputs.snapshots_behind
+    detail = (
+        f"scored {inputs.scored_snapshot}, latest ingested {inputs.latest_snapshot} ({source}): "
+        f"{behind} newer snapshot(s), at most {limit} allowed"
+    )
+    return RuleResult(name, behind <= limit, behind, limit, detail, source)
 
 
 RULES: dict[str, Rule] = {
@@ -189,6 +245,7 @@ RULES: dict[str, Rule] = {
     "distribution_stable": check_distribution_stable,
     "mean_near_expected": check_mean_near_expected,
     "ranks_stable": check_ranks_stable,
+    "snapshot_current": check_snapshot_current,
 }
 """Every Data Checker 2 rule by name, in the order they are reported."""
 

@@ -4,8 +4,10 @@ Layout under the root (`<data>/releases`): `<market>/<model>/<release_id>.parque
 the spec asks) hold what consumers get; `<market>/<model>/<release_id>.reference.parquet` keeps the
 released natural probabilities for Data Checker 2's comparison with the next release (a
 percentile-only release does not publish them); `<market>/<model>/current.json` names the release in
-force. Files are written to a temporary name, fsynced and renamed, so a reader sees either the old
-or the new manifest and never a manifest whose files are missing or half written.
+force, and `<market>/<model>/<release_id>.manifest.json` keeps each release's own manifest so that a
+withdrawal can put an earlier release back in force. Files are written to a temporary name, fsynced
+and renamed, so a reader sees either the old or the new manifest and never a manifest whose files
+are missing or half written.
 """
 
 from __future__ import annotations
@@ -179,6 +181,31 @@ class ReleaseStore:
         path = folder / MANIFEST_NAME
         write_atomic(path, manifest.to_json().encode("utf-8"))
         return path
+
+    def archive_path(self, market: str, model: str, release_id: str) -> Path:
+        """Where the manifest of one release (in force or not) is kept."""
+        return self.cell_dir(market, model) / f"{release_id}.manifest.json"
+
+    def archive_manifest(self, manifest: ReleaseManifest) -> Path:
+        """Keep a copy of `manifest` under its release id (replaced if the release is published again)."""
+        path = self.archive_path(manifest.market, manifest.model, manifest.release_id)
+        write_atomic(path, manifest.to_json().encode("utf-8"))
+        return path
+
+    def archived_manifest(self, market: str, model: str, release_id: str) -> ReleaseManifest | None:
+        """The kept manifest of `release_id`, or None (released before manifests were kept, or pruned)."""
+        path = self.archive_path(market, model, release_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return ReleaseManifest.from_json(text, path)
+
+    def retire_manifest(self, market: str, model: str) -> None:
+        """Put no release in force for the cell (the API then answers 404); the release files stay."""
+        path = self.manifest_path(market, model)
+        path.unlink()
+        _fsync_dir(path.parent)
 
     def _read_verified(self, path: Path, expected_sha: str) -> bytes:
         try:

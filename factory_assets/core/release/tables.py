@@ -5,7 +5,10 @@ Reads (the minimal columns the release needs from upstream):
 when the scoring stage records it, eligible_rows: the size of the population it scored);
 `prep.tf__<market>__<model>` (a count of the eligible customers at the scored snapshot, used when
 the scores do not carry eligible_rows); `registry.models` (model_version, metrics JSON with
-test_base_rate, or base_rate). Writes: `ops.score_check_results` and `release.releases`.
+test_base_rate, or base_rate); `registry.realised_performance` (n and positives of the latest
+labelled scored snapshot: the recent realised rate); `car.<market>` (the latest ingested snapshot).
+Writes: `ops.score_check_results` and `release.releases`, the release ledger: every publication,
+held-back attempt, release under override and withdrawal, with who, when and why.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from factory_assets.core.names import Table, frame_table
+from factory_assets.core.names import Table, car_table, frame_table
 from factory_assets.core.release.score_checks import RuleResult
 from factory_assets.core.warehouse import Warehouse, column_types
 
@@ -47,6 +50,15 @@ class CellScores:
 
 
 @dataclass(frozen=True)
+class MarketSnapshots:
+    """The market's latest ingested snapshot and how many ingested snapshots are newer than the scored one."""
+
+    latest: dt.date | None
+    newer_than_scored: int | None
+    source: str
+
+
+@dataclass(frozen=True)
 class GateFacts:
     """A cell's scores and what they are expected to look like, with where each expectation came from."""
 
@@ -55,6 +67,7 @@ class GateFacts:
     expected_rows_source: str
     expected_rate: float | None
     expected_rate_source: str
+    snapshots: MarketSnapshots
 
 
 def _single(frame: pd.DataFrame, column: str, cell: str) -> object:
@@ -111,7 +124,40 @@ def _metrics(value: object) -> dict:
     return json.loads(str(value)) if value is not None else {}
 
 
-def expected_rate(con: duckdb.DuckDBPyConnection, model_version: str | None) -> tuple[float | None, str]:
+def realised_rate(con: duckdb.DuckDBPyConnection, market: str, model: str) -> tuple[float | None, str]:
+    """The positive rate of the latest scored snapshot whose labels arrived, or None if none did yet.
+
+    The rate belongs to the population, whichever model scored it: of several versions measured on
+    the same snapshot, the one that covered the most customers counts.
+    """
+    if not table_columns(con, Table.REALISED_PERFORMANCE):
+        return None, f"{Table.REALISED_PERFORMANCE} does not exist"
+    rows = _query(
+        con,
+        f"select snapshot_date, n, positives from {Table.REALISED_PERFORMANCE} "
+        "where market = ? and model = ? and n > 0 order by snapshot_date desc, n desc limit 1",
+        [market, model],
+    )
+    if rows.empty:
+        return None, "none recorded for the cell"
+    row = rows.iloc[0]
+    snapshot = pd.Timestamp(row["snapshot_date"]).date()
+    rate = int(row["positives"]) / int(row["n"])
+    return rate, f"realised rate at {snapshot}, {int(row['n'])} customers with known outcome"
+
+
+def expected_rate(
+    con: duckdb.DuckDBPyConnection, market: str, model: str, model_version: str | None
+) -> tuple[float | None, str]:
+    """The recent realised positive rate where labels arrived, else the champion's test rate."""
+    rate, source = realised_rate(con, market, model)
+    if rate is not None:
+        return rate, source
+    test_rate, test_source = test_rate_of(con, model_version)
+    return test_rate, f"{test_source} (no realised rate yet: {source})"
+
+
+def test_rate_of(con: duckdb.DuckDBPyConnection, model_version: str | None) -> tuple[float | None, str]:
     """The natural positive rate on the champion's out-of-time test (`metrics.test_base_rate`)."""
     if model_version is None:
         return None, "no model version on the scores"
@@ -127,14 +173,30 @@ def expected_rate(con: duckdb.DuckDBPyConnection, model_version: str | None) -> 
     return None, f"metrics of {model_version[:12]} hold none of {RATE_KEYS}"
 
 
+def market_snapshots(con: duckdb.DuckDBPyConnection, market: str, scored: dt.date | None) -> MarketSnapshots:
+    """The latest snapshot of `car.<market>` and the count of its snapshots after `scored`."""
+    table = car_table(market)
+    if not table_columns(con, table):
+        return MarketSnapshots(None, None, f"{table} does not exist")
+    latest, newer = con.execute(
+        f"select max(snapshot_date), count(distinct snapshot_date) filter (where snapshot_date > ?) "
+        f"from {table}",
+        [scored],
+    ).fetchone()
+    if latest is None:
+        return MarketSnapshots(None, None, f"{table} is empty")
+    return MarketSnapshots(pd.Timestamp(latest).date(), int(newer) if scored else None, table)
+
+
 def load_gate_facts(warehouse: Warehouse, market: str, model: str) -> GateFacts:
     """Everything the gate reads from the warehouse for one cell, over one short connection."""
 
     def read(con: duckdb.DuckDBPyConnection) -> GateFacts:
         scores = load_cell_scores(con, market, model)
         rows, rows_source = expected_population(con, market, model, scores)
-        rate, rate_source = expected_rate(con, scores.model_version)
-        return GateFacts(scores, rows, rows_source, rate, rate_source)
+        rate, rate_source = expected_rate(con, market, model, scores.model_version)
+        snapshots = market_snapshots(con, market, scores.snapshot_date)
+        return GateFacts(scores, rows, rows_source, rate, rate_source, snapshots)
 
     return warehouse.execute(read)
 
@@ -149,7 +211,7 @@ def check_results_frame(
 ) -> pd.DataFrame:
     """The rule results of one cell as rows of `ops.score_check_results`."""
     frame = pd.DataFrame(
-        [asdict(r) for r in results], columns=["check", "passed", "value", "threshold", "detail"]
+        [asdict(r) for r in results], columns=["check", "passed", "value", "threshold", "detail", "reference"]
     )
     return frame.assign(
         market=market,
@@ -164,12 +226,40 @@ def store_check_results(
     warehouse: Warehouse, frame: pd.DataFrame, market: str, model: str, run_id: str
 ) -> None:
     """Replace the cell's Data Checker 2 results (all rules of the latest evaluation)."""
+    add_missing_columns(warehouse, Table.SCORE_CHECK_RESULTS, {"reference": "varchar"})
     warehouse.replace_partition(Table.SCORE_CHECK_RESULTS, frame, {"market": market, "model": model}, run_id)
+
+
+RELEASED = "released"
+HELD_BACK = "held_back"
+RELEASED_UNDER_OVERRIDE = "released_under_override"
+WITHDRAWN = "withdrawn"
+PUBLISHED = (RELEASED, RELEASED_UNDER_OVERRIDE)
+"""Ledger statuses that put a release in force."""
+LEDGER_ADDED_COLUMNS = dict.fromkeys(("operator", "overridden_checks", "withdrawn_release_id"), "varchar")
+"""Columns the ledger gained with operator actions; added to a ledger written before them."""
+
+
+def add_missing_columns(warehouse: Warehouse, table: str, columns: dict[str, str]) -> None:
+    """Add `columns` (name -> DuckDB type) that an existing `table` lacks; nothing if it does not exist."""
+
+    def alter(con: duckdb.DuckDBPyConnection) -> None:
+        present = table_columns(con, table)
+        for name, kind in columns.items():
+            if present and name not in present:
+                con.execute(f"alter table {table} add column {name} {kind}")
+
+    warehouse.execute(alter)
 
 
 @dataclass(frozen=True)
 class ReleaseRecord:
-    """One row of `release.releases`: a publication or a held-back attempt."""
+    """One row of `release.releases`: a publication, a held-back attempt, an override or a withdrawal.
+
+    `serving_release_id` is the release in force after the event. Operator actions name the
+    `operator`; a release under override keeps the failed rule results it overrode
+    (`overridden_checks`, JSON); a withdrawal names the `withdrawn_release_id`.
+    """
 
     market: str
     model: str
@@ -183,12 +273,71 @@ class ReleaseRecord:
     path: str | None
     sha256: str | None
     serving_release_id: str | None
+    operator: str | None = None
+    overridden_checks: str | None = None
+    withdrawn_release_id: str | None = None
 
 
 def record_release(warehouse: Warehouse, record: ReleaseRecord, run_id: str) -> None:
     """Store the record, replacing an earlier one with the same release id (reruns add no duplicate)."""
-    frame = pd.DataFrame([asdict(record)]).astype(
-        {"rows": "int64", "path": "str", "sha256": "str", "model_version": "str", "serving_release_id": "str"}
-    )
+    text_columns = ["path", "sha256", "model_version", "serving_release_id", *LEDGER_ADDED_COLUMNS]
+    frame = pd.DataFrame([asdict(record)]).astype({"rows": "int64", **dict.fromkeys(text_columns, "str")})
     frame["snapshot_date"] = _dates([record.snapshot_date])
+    add_missing_columns(warehouse, Table.RELEASES, LEDGER_ADDED_COLUMNS)
     warehouse.replace_partition(Table.RELEASES, frame, {"release_id": record.release_id}, run_id)
+
+
+def ledger(warehouse: Warehouse, market: str, model: str) -> pd.DataFrame:
+    """The cell's release ledger, oldest entry first (empty before the first release attempt)."""
+    if not warehouse.table_exists(Table.RELEASES):
+        return pd.DataFrame()
+    add_missing_columns(warehouse, Table.RELEASES, LEDGER_ADDED_COLUMNS)
+    return warehouse.query(
+        f"select * from {Table.RELEASES} where market = ? and model = ? order by _written_at, released_at",
+        [market, model],
+    )
+
+
+def ledger_entry(entries: pd.DataFrame, release_id: str) -> dict[str, object] | None:
+    """The ledger row of `release_id` among `entries`, or None."""
+    if entries.empty:
+        return None
+    rows = entries[entries["release_id"] == release_id]
+    return None if rows.empty else rows.iloc[-1].to_dict()
+
+
+def withdrawal_of(entries: pd.DataFrame, release_id: str) -> dict[str, object] | None:
+    """The withdrawal of `release_id` still in effect (not followed by a new publication of it), or None."""
+    if entries.empty:
+        return None
+    own = entries[(entries["withdrawn_release_id"] == release_id) | (entries["release_id"] == release_id)]
+    if own.empty or own.iloc[-1]["status"] != WITHDRAWN:
+        return None
+    return own.iloc[-1].to_dict()
+
+
+def record_from_entry(entry: dict[str, object]) -> ReleaseRecord:
+    """A ledger row back as a `ReleaseRecord` (to write it again, unchanged but for its lineage)."""
+
+    def text(key: str) -> str | None:
+        value = entry.get(key)
+        return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+    snapshot = entry.get("snapshot_date")
+    return ReleaseRecord(
+        market=str(entry["market"]),
+        model=str(entry["model"]),
+        release_id=str(entry["release_id"]),
+        released_at=pd.Timestamp(entry["released_at"]).to_pydatetime(),
+        status=str(entry["status"]),
+        reason=str(entry["reason"]),
+        snapshot_date=None if snapshot is None or pd.isna(snapshot) else pd.Timestamp(snapshot).date(),
+        model_version=text("model_version"),
+        rows=int(entry["rows"]),
+        path=text("path"),
+        sha256=text("sha256"),
+        serving_release_id=text("serving_release_id"),
+        operator=text("operator"),
+        overridden_checks=text("overridden_checks"),
+        withdrawn_release_id=text("withdrawn_release_id"),
+    )

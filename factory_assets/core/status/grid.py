@@ -2,7 +2,9 @@
 
 Each row gathers what the stages recorded for the cell: the market's latest Data Checker 1 result,
 every stage's outcome, the champion (version, age, test AUC), drift, the last decision and its
-reason, the last release and whether the last attempt was held back. `health` sums it up
+reason, the release in force and its state (`release_state`: released, released under override,
+held back, withdrawn) and whether it is stale (older than the spec's `max_release_age_days`: the
+cell is then failing, "stale since <date>", whatever the reason). `health` sums it up
 (`failing` > `attention` > `ok`) and rows are sorted worst first, so a hundred healthy cells do not
 hide the one that needs a look. Tables that a stage has not written yet show as empty values.
 """
@@ -10,6 +12,7 @@ hide the one that needs a look. Tables that a stage has not written yet show as 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from itertools import product
 
 import pandas as pd
@@ -17,7 +20,13 @@ from tabulate import tabulate
 
 from factory_assets.core.names import CELL_STAGES, Stage, Table
 from factory_assets.core.status import reads
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.status.release_state import (
+    DEFAULT_MAX_RELEASE_AGE_DAYS,
+    release_problem,
+    release_state,
+    stale_since,
+)
+from factory_assets.core.warehouse import Warehouse, transaction
 
 HEALTH_ORDER = {"failing": 0, "attention": 1, "ok": 2}
 DISPLAY_COLUMNS = {
@@ -32,6 +41,7 @@ DISPLAY_COLUMNS = {
     "drift_share": "drift",
     "last_decision": "decision",
     "last_release_at": "released",
+    "release_state": "release",
     "problem": "problem",
 }
 
@@ -59,9 +69,9 @@ def _problem(row: pd.Series) -> tuple[str, str]:
     held_back = bool(row["held_back"])
     if row["stage_problem"] and not (held_back and "held back" in row["stage_problem"]):
         return "failing", row["stage_problem"]
-    if held_back:
-        serving = row["last_release_id"] if isinstance(row["last_release_id"], str) else "nothing"
-        return "failing", f"held back: {row['held_back_reason']} (still serving {serving})"
+    release = release_problem(row)
+    if release is not None:
+        return release
     if isinstance(row["dc1_warned"], str):
         return "attention", f"Data Checker 1 warnings: {row['dc1_warned']}"
     not_run = [stage for stage in CELL_STAGES if not row[stage]]
@@ -70,10 +80,33 @@ def _problem(row: pd.Series) -> tuple[str, str]:
     return "ok", ""
 
 
+def _verdict(row: pd.Series, max_age_days: int, now: dt.datetime) -> tuple[str, str]:
+    """`_problem`, with a stale live release turning any verdict into failing: stale since <date>."""
+    health, problem = _problem(row)
+    since = stale_since(row, max_age_days, now)
+    if since is None:
+        return health, problem
+    released = pd.Timestamp(row["last_release_at"]).date()
+    stale = (
+        f"stale since {since}: live release {row['last_release_id']} of {released} is older than "
+        f"{max_age_days} days"
+    )
+    return "failing", f"{stale}; {problem}" if problem else stale
+
+
 def build_status(
-    warehouse: Warehouse, markets: list[str], models: list[str], now: dt.datetime
+    warehouse: Warehouse,
+    markets: list[str],
+    models: list[str],
+    now: dt.datetime,
+    max_release_age_days: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
-    """The market x model grid, worst cells first (see the module docstring for the columns)."""
+    """The market x model grid, worst cells first (see the module docstring for the columns).
+
+    `max_release_age_days` is each model's staleness limit (its spec's `score_checks`); a model not
+    in it gets the `ScoreChecks` default.
+    """
+    limits = max_release_age_days or {}
     grid = pd.DataFrame(list(product(sorted(markets), sorted(models))), columns=["market", "model"])
     grid = reads.stage_columns(warehouse, grid)
     grid = _merge(grid, reads.dc1(warehouse), ["market"], ["dc1_snapshot", "dc1_failed", "dc1_warned"])
@@ -92,13 +125,14 @@ def build_status(
         ["champion_age_days", "test_auc"],
     )
     grid = _merge(grid, reads.drift(warehouse), ["market", "model"], ["drift_share"])
-    release_columns = ["last_release_id", "last_release_at", "held_back", "held_back_reason"]
-    grid = _merge(grid, reads.releases(warehouse), ["market", "model"], release_columns)
+    grid = _merge(grid, reads.releases(warehouse), ["market", "model"], reads.RELEASE_COLUMNS)
     grid = _merge(grid, reads.score_checks(warehouse), ["market", "model"], ["score_checks"])
     grid["held_back"] = grid["held_back"].fillna(False).astype(bool)
+    grid["withdrawn"] = grid["withdrawn"].fillna(False).astype(bool)
     rows = [row for _, row in grid.iterrows()]
     grid["dc1"] = pd.Series([_dc1_label(row) for row in rows], index=grid.index, dtype="str")
-    verdicts = [_problem(row) for row in rows]
+    grid["release_state"] = pd.Series([release_state(row) for row in rows], index=grid.index, dtype="str")
+    verdicts = [_verdict(row, limits.get(row["model"], DEFAULT_MAX_RELEASE_AGE_DAYS), now) for row in rows]
     grid["health"] = pd.Series([v[0] for v in verdicts], index=grid.index, dtype="str")
     grid["problem"] = pd.Series([v[1] for v in verdicts], index=grid.index, dtype="str")
     return worst_first(grid.drop(columns=["stage_problem"]))
@@ -120,18 +154,13 @@ def store_status(warehouse: Warehouse, grid: pd.DataFrame, run_id: str) -> int:
 
     def write(con) -> int:
         con.register("_grid", grid)
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute("create schema if not exists ops")
             con.execute(
                 f"create or replace table {Table.FACTORY_STATUS} as select *, ? as _run_id, "
                 "current_timestamp::timestamp as _written_at from _grid",
                 [run_id],
             )
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
         return len(grid)
 
     return warehouse.execute(write)
@@ -157,7 +186,10 @@ def display_frame(grid: pd.DataFrame) -> pd.DataFrame:
     """The compact columns an analyst reads, formatted (shared by the CLI, Markdown and HTML views)."""
     frame = grid.rename(columns={"champion_version": "champion"})
     frame["stages"] = [f"{sum(row == 'ok')}/{len(CELL_STAGES)}" for row in grid[list(CELL_STAGES)].to_numpy()]
-    shown = {column: [_display_value(v, column) for v in frame[column]] for column in DISPLAY_COLUMNS}
+    blank = pd.Series([""] * len(frame), index=frame.index)  # a grid stored before the column existed
+    shown = {
+        column: [_display_value(v, column) for v in frame.get(column, blank)] for column in DISPLAY_COLUMNS
+    }
     return pd.DataFrame(shown).rename(columns=DISPLAY_COLUMNS)
 
 

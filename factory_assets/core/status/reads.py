@@ -9,7 +9,7 @@ import pandas as pd
 
 from factory_assets.core.cell_status import MARKET_WIDE
 from factory_assets.core.names import CELL_STAGES, Stage, Table
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import Warehouse, column_types
 
 
 def _read(warehouse: Warehouse, table: str, sql: str) -> pd.DataFrame | None:
@@ -96,20 +96,76 @@ def drift(warehouse: Warehouse) -> pd.DataFrame | None:
     return _read(warehouse, Table.DRIFT, sql)
 
 
+RELEASE_COLUMNS = [
+    "last_release_id",
+    "last_release_at",
+    "last_release_status",
+    "last_release_operator",
+    "last_release_reason",
+    "overridden_checks",
+    "held_back",
+    "held_back_reason",
+    "withdrawn",
+    "withdrawal",
+]
+"""What `releases` gives per cell: the live release (its publication, and any override), whether the
+latest attempt was held back, and whether a withdrawal still stands."""
+
+
+def _optional(columns: set[str], name: str) -> str:
+    """A ledger column that older ledgers lack (read as NULL there)."""
+    return name if name in columns else f"null::varchar as {name}"
+
+
 def releases(warehouse: Warehouse) -> pd.DataFrame | None:
-    """Per cell, the last publication and whether the latest attempt was held back (and why)."""
+    """Per cell, the release in force, whether the latest attempt was held back, and any withdrawal.
+
+    The live release is the latest entry itself when it published, else the release the latest entry
+    left in force (`serving_release_id`). A withdrawal stands until the live release is published or
+    confirmed again after it.
+    """
+    if not warehouse.table_exists(Table.RELEASES):
+        return None
+    columns = set(warehouse.execute(lambda con: column_types(con, Table.RELEASES)))
+    operator, overridden = _optional(columns, "operator"), _optional(columns, "overridden_checks")
+    withdrawn_id = _optional(columns, "withdrawn_release_id")
+    published = "('released', 'released_under_override')"
     sql = f"""
-        with attempts as (
-            select *, row_number() over (partition by market, model order by _written_at desc) as attempt,
-                   row_number() over (partition by market, model, status order by released_at desc) as recent
-            from {Table.RELEASES})
-        select market, model,
-            max(release_id) filter (status = 'released' and recent = 1) as last_release_id,
-            max(released_at) filter (status = 'released' and recent = 1) as last_release_at,
-            bool_or(status = 'held_back' and attempt = 1) as held_back,
-            max(reason) filter (status = 'held_back' and attempt = 1) as held_back_reason
-        from attempts group by market, model"""
-    return _read(warehouse, Table.RELEASES, sql)
+        with entries as (
+            select market, model, release_id, released_at, status, reason, serving_release_id,
+                   _written_at, {operator}, {overridden}, {withdrawn_id},
+                   row_number() over (partition by market, model order by _written_at desc, released_at desc)
+                       as newest
+            from {Table.RELEASES}),
+        latest as (
+            select market, model, status as latest_status, reason as latest_reason,
+                   case when status in {published} then release_id else serving_release_id end as live_id
+            from entries where newest = 1),
+        publications as (
+            select market, model, release_id, max(_written_at) as published_written_at,
+                   arg_max(released_at, _written_at) as live_at, arg_max(status, _written_at) as live_status,
+                   arg_max(operator, _written_at) as live_operator,
+                   arg_max(reason, _written_at) as live_reason,
+                   arg_max(overridden_checks, _written_at) as live_overridden
+            from entries where status in {published} group by all),
+        withdrawals as (
+            select market, model, max(_written_at) as withdrawn_written_at,
+                   arg_max(withdrawn_release_id || ' by ' || coalesce(operator, '?') || ' at '
+                       || strftime(released_at, '%Y-%m-%d %H:%M') || ': ' || reason, _written_at)
+                       as withdrawal
+            from entries where status = 'withdrawn' group by all)
+        select l.market, l.model, l.live_id as last_release_id, p.live_at as last_release_at,
+               p.live_status as last_release_status, p.live_operator as last_release_operator,
+               p.live_reason as last_release_reason, p.live_overridden as overridden_checks,
+               l.latest_status = 'held_back' as held_back,
+               case when l.latest_status = 'held_back' then l.latest_reason end as held_back_reason,
+               coalesce(w.withdrawn_written_at > coalesce(p.published_written_at, '-infinity'::timestamp),
+                        false) as withdrawn,
+               w.withdrawal
+        from latest l
+        left join publications p on p.market = l.market and p.model = l.model and p.release_id = l.live_id
+        left join withdrawals w on w.market = l.market and w.model = l.model"""
+    return warehouse.query(sql)
 
 
 def score_checks(warehouse: Warehouse) -> pd.DataFrame | None:

@@ -196,7 +196,7 @@ def test_release_files_beyond_the_last_n_go_and_the_release_in_force_stays(layou
     plan = plan_retention(paths, SPECS, RetentionPolicy(keep_releases=2), NOW)
     doomed = {p.name.split(".")[0] for p in plan.release_files}
     assert doomed == set(releases[:3])
-    assert len(plan.release_files) == 9, "parquet, reference and csv of each of three releases"
+    assert len(plan.release_files) == 12, "parquet, reference, csv and kept manifest of three releases"
     apply_retention(paths, plan)
     assert store.manifest_path("m1", MODEL).read_bytes() == manifest_before
     store.load_release(store.read_manifest("m1", MODEL))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from factory_assets.core.release.score_checks import (
     check_distribution_stable,
     check_mean_near_expected,
     check_ranks_stable,
+    check_snapshot_current,
     check_unique,
     check_valid_values,
     gate_reason,
@@ -24,6 +27,7 @@ from factory_assets.core.specs import ScoreChecks
 
 LIMITS = ScoreChecks()
 N = 400
+SNAPSHOT = dt.date(2024, 8, 1)
 
 
 def make_scores(seed: int = 0, n: int = N, shift: float = 0.0) -> pd.DataFrame:
@@ -42,7 +46,13 @@ def make_scores(seed: int = 0, n: int = N, shift: float = 0.0) -> pd.DataFrame:
 
 
 def inputs(scores: pd.DataFrame, previous: pd.DataFrame | None = None, **kw) -> ScoreCheckInputs:
-    base = {"expected_rows": N, "expected_rate": 0.1}
+    base = {
+        "expected_rows": N,
+        "expected_rate": 0.1,
+        "scored_snapshot": SNAPSHOT,
+        "latest_snapshot": SNAPSHOT,
+        "snapshots_behind": 0,
+    }
     base.update(kw)
     return ScoreCheckInputs(scores=scores, previous=previous, **base)
 
@@ -179,3 +189,74 @@ def test_gate_reason_names_every_failed_rule():
     reason = gate_reason(run_score_checks(inputs(scores), LIMITS))
     assert reason is not None
     assert reason.startswith("complete:") and "valid_values:" in reason
+
+
+CHANGE = "champion changed since the last release r1 (old -> new)"
+
+
+def test_a_changed_champion_is_compared_with_its_own_reference_and_its_ranks_are_not_compared():
+    scores = make_scores(seed=1)
+    old_model = make_scores(seed=1, shift=0.2)  # the previous champion's release: far away
+    own = make_scores(seed=2)  # the new champion's own scores on the previous snapshot
+
+    versus_old = check_distribution_stable(inputs(scores, old_model), LIMITS)
+    versus_own = check_distribution_stable(
+        inputs(scores, own, champion_change=CHANGE, previous_source="new champion's own scores"), LIMITS
+    )
+    ranks = check_ranks_stable(
+        inputs(scores, own.sample(frac=1, random_state=0), champion_change=CHANGE), LIMITS
+    )
+
+    assert not versus_old.passed, "the same comparison against the old model's release fails"
+    assert versus_own.passed and "new champion's own scores" in versus_own.detail
+    assert versus_own.reference == "new champion's own scores"
+    assert ranks.passed and ranks.value is None and "champion changed" in ranks.detail
+    assert ranks.reference.startswith("none")
+
+
+def test_a_changed_champion_without_a_recorded_reference_is_held_not_waved_through():
+    result = check_distribution_stable(inputs(make_scores(), None, champion_change=CHANGE), LIMITS)
+    assert not result.passed
+    assert "no score reference" in result.detail and CHANGE in result.detail
+
+
+def test_a_shifted_feed_fails_against_the_new_champions_own_reference_too():
+    own = make_scores(seed=2)
+    result = check_distribution_stable(
+        inputs(make_scores(seed=1, shift=0.2), own, champion_change=CHANGE), LIMITS
+    )
+    assert not result.passed and result.value > LIMITS.max_psi
+
+
+@pytest.mark.parametrize(
+    "behind, allowed, passes", [(0, 0, True), (1, 0, False), (1, 1, True), (2, 1, False)]
+)
+def test_snapshot_current_blocks_a_snapshot_older_than_the_markets_latest(behind, allowed, passes):
+    limits = ScoreChecks(max_snapshots_behind=allowed)
+    latest = dt.date(2024, 8 + behind, 1)
+    result = check_snapshot_current(
+        inputs(make_scores(), latest_snapshot=latest, snapshots_behind=behind), limits
+    )
+    assert result.passed is passes
+    assert (result.value, result.threshold) == (behind, allowed)
+    assert f"latest ingested {latest}" in result.detail
+
+
+def test_snapshot_current_fails_when_the_latest_snapshot_is_unknown():
+    result = check_snapshot_current(
+        inputs(
+            make_scores(),
+            latest_snapshot=None,
+            snapshots_behind=None,
+            latest_snapshot_source="car.uk does not exist",
+        ),
+        LIMITS,
+    )
+    assert not result.passed and "cannot verify" in result.detail and "car.uk" in result.detail
+
+
+def test_the_expected_rate_rule_names_its_reference():
+    result = check_mean_near_expected(
+        inputs(make_scores(), expected_rate=0.1, expected_rate_source="realised rate at 2024-06-01"), LIMITS
+    )
+    assert result.reference == "realised rate at 2024-06-01" and "realised rate" in result.detail

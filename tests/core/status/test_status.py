@@ -241,3 +241,29 @@ def test_an_empty_grid_still_renders_a_page(warehouse):
     grid = build_status(warehouse, [], ["churn"], NOW)
     assert grid.empty
     assert "No cells yet" in render_status_html(grid, NOW)
+
+
+@pytest.mark.parametrize("limit_days, stale", [(1, True), (2, False)])
+def test_a_live_release_older_than_the_specs_limit_is_failing_stale_since_the_day_it_crossed_it(
+    factory, limit_days, stale
+):
+    grid = build_status(factory, ["uk"], ["churn", "addon_kids"], NOW, {"addon_kids": limit_days})
+    kids = grid.set_index("model").loc["addon_kids"]  # released 2026-10-31 06:00, now 2026-11-01 12:00
+
+    if stale:
+        assert kids["health"] == "failing"
+        assert kids["problem"].startswith("stale since 2026-11-01: live release k1 of 2026-10-31")
+    else:
+        assert kids["health"] == "ok" and kids["problem"] == ""
+
+
+def test_staleness_is_shown_whatever_the_reason_and_a_cell_never_released_is_not_stale(factory):
+    grid = build_status(factory, ["uk", "de"], ["churn", "addon_kids"], NOW + dt.timedelta(days=62))
+    cells = grid.set_index(["market", "model"])
+
+    churn = cells.loc[("uk", "churn")]  # held back and its release r1 of 2026-10-01 is > 62 days old
+    assert (
+        churn["problem"].startswith("stale since 2026-12-02")
+        and "held back: valid_values" in churn["problem"]
+    )
+    assert "stale" not in cells.loc[("de", "churn")]["problem"], "nothing released: nothing to be stale"
