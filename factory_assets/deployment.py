@@ -67,6 +67,11 @@ class CheckerOneMarket(_Strict):
     severities: dict[str, Severity] = Field(
         default_factory=dict, description="check name: blocking, warning or off (not run)."
     )
+    accept_restatements: bool | None = Field(
+        None,
+        description="Accept a re-delivered month that differs much from the version it replaces (the "
+        "`restatement` check passes and the verdict records it); unset: the default's, which is to block.",
+    )
 
 
 class CheckerOneSettings(CheckerOneMarket):
@@ -90,6 +95,23 @@ class ScheduleSettings(_Strict):
     weekly_retrain: str = Field("0 3 * * 1", description="Re-evaluate retrain triggers for every cell.")
 
 
+class ApiSettings(_Strict):
+    """The scoring service: where its keys are kept, whether reports need a key, its public address."""
+
+    keys_file: str = Field(
+        "config/api_keys.yaml",
+        description="API keys (salted hashes only), relative to the deployment folder; written by "
+        "`python -m factory_assets.cli api-key create`.",
+    )
+    reports_public: bool = Field(
+        False, description="True: the report pages under /reports/ open without a key (scores never do)."
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Where users reach the scoring service; Dagster metadata links reports under it.",
+    )
+
+
 class DeploymentSettings(_Strict):
     """`config/factory.yaml`: every field optional, the defaults are the media demo's."""
 
@@ -99,6 +121,7 @@ class DeploymentSettings(_Strict):
     data_checker_1: CheckerOneSettings = Field(default_factory=CheckerOneSettings)
     data_checker_2: CheckerTwoSettings = Field(default_factory=CheckerTwoSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("data_checker_1")
     @classmethod
@@ -161,6 +184,15 @@ class Deployment:
             raise DeploymentError(f"{self.root / SETTINGS_FILE}: sources.external: no such file {missing}")
         return paths
 
+    @property
+    def api_keys_file(self) -> Path:
+        """The scoring service's keys file (it may not exist yet: then no key is valid)."""
+        return (self.root / self.settings.api.keys_file).resolve()
+
+    def report_url(self, path: Path, reports_dir: Path | None = None) -> str | None:
+        """The URL under which the scoring service serves `path` (None if not in the reports folder)."""
+        return report_url(self.settings.api.base_url, reports_dir or self.paths.reports, path)
+
     @cached_property
     def contract(self) -> CarContract:
         """The CAR contract, validated."""
@@ -187,6 +219,12 @@ class Deployment:
         thresholds = CarCheckThresholds.model_validate({**settings.thresholds, **scoped.thresholds})
         return thresholds, {**settings.severities, **scoped.severities}
 
+    def accepts_restatements(self, market: str) -> bool:
+        """Whether a large restatement of `market`'s CAR is accepted (the market's setting, else default)."""
+        settings = self.settings.data_checker_1
+        scoped = settings.markets.get(market, CheckerOneMarket()).accept_restatements
+        return bool(settings.accept_restatements if scoped is None else scoped)
+
     def spec_for(self, spec: ModelSpec, market: str) -> ModelSpec:
         """`spec` with the market's Data Checker 2 overrides applied to its `score_checks`."""
         overrides = self.settings.data_checker_2.markets.get(market)
@@ -194,6 +232,14 @@ class Deployment:
             return spec
         checks = ScoreChecks.model_validate({**spec.score_checks.model_dump(), **overrides})
         return spec.model_copy(update={"score_checks": checks})
+
+
+def report_url(base_url: str, reports_dir: Path, path: Path) -> str | None:
+    """`<base_url>/reports/<path relative to reports_dir>`, or None when `path` is not under it."""
+    resolved, root = Path(path).resolve(), Path(reports_dir).resolve()
+    if not resolved.is_relative_to(root):
+        return None
+    return f"{base_url.rstrip('/')}/reports/{resolved.relative_to(root).as_posix()}"
 
 
 def load_settings(path: Path) -> DeploymentSettings:

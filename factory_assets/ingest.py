@@ -9,9 +9,10 @@ import pandas as pd
 from pydantic import Field
 
 from factory_assets.core.car import checks as car_checks
-from factory_assets.core.car.check_store import evaluate_market, latest_snapshot, stored_result
+from factory_assets.core.car.admit import CheckSettings, SnapshotVerdict, admit_market
+from factory_assets.core.car.check_store import latest_snapshot, stored_result
 from factory_assets.core.car.checks import CarCheckThresholds, CheckResult
-from factory_assets.core.car.ingest import Rejection, collect_inputs, ingest_market, market_summary
+from factory_assets.core.car.ingest import Rejection, collect_inputs, market_summary
 from factory_assets.core.names import Stage, car_table
 from factory_assets.partitions import markets_partitions
 from resources.deployment import DeploymentResource
@@ -58,6 +59,20 @@ def _check_metadata(results: list[CheckResult]) -> dg.MetadataValue:
     return _md_table(rows)
 
 
+def _verdict_metadata(verdicts: list[SnapshotVerdict]) -> dg.MetadataValue:
+    rows = [
+        {
+            "snapshot": str(v.snapshot_date),
+            "verdict": v.verdict,
+            "admitted": v.admitted,
+            "restatement": v.restatement,
+            "reasons": "; ".join(v.reasons)[:300],
+        }
+        for v in verdicts
+    ]
+    return _md_table(rows)
+
+
 @dg.asset(
     partitions_def=markets_partitions,
     group_name="ingest",
@@ -73,10 +88,12 @@ def car_snapshots(
 ) -> dg.MaterializeResult:
     """The market's Customer Analytical Record in `car.<market>`: one row per customer per snapshot.
 
-    New or changed snapshot files (content hash) are validated against the CAR contract and each
-    is written as one atomic replace; a file that fails is not written (the previous data stays)
-    and fails Data Checker 1's contract check. Data Checker 1 then runs on the latest snapshot and
-    sets the market's gate for the model stages.
+    New or changed snapshot files (content hash) are staged: validated against the CAR contract,
+    tested for values that cannot be stored unchanged, and checked by Data Checker 1 beside the
+    snapshots before them (and against the version of their month they replace). Only a snapshot
+    whose own verdict does not block becomes part of `car.<market>` (one atomic replace with its
+    verdict); a rejected or blocked one is not written (the previous data stays), is checked again
+    on the next run, and fails the market's gate for the model stages.
     """
     market = context.partition_key
     wh, settings = warehouse.get(), deployment.get()
@@ -91,31 +108,33 @@ def car_snapshots(
             f"market '{market}': no settled CAR file in {folder.root / market} ({settling} still being "
             f"copied) and nothing held in {car_table(market)}"
         )
-    report = ingest_market(wh, market, inputs, contract, context.run_id)
+    checker = CheckSettings(
+        thresholds,
+        severities,
+        contract.customer_key,
+        settings.label_columns,
+        settings.accepts_restatements(market),
+    )
+    admitted = admit_market(wh, market, inputs, problems, contract, context.run_id, checker)
+    report, results, gate = admitted.ingest, admitted.results, admitted.gate
     rejected = [*problems, *report.rejected]
     for rejection in rejected:
         context.log.warning(f"rejected for market '{market}': {rejection.reason}")
-    checked, results, gate = evaluate_market(
-        wh,
-        market,
-        rejected,
-        context.run_id,
-        thresholds,
-        contract.customer_key,
-        severities,
-        label_columns=settings.label_columns,
-    )
-    context.log.info(f"Data Checker 1 for '{market}' on {checked}: {gate.status} ({gate.message})")
+    for verdict in admitted.verdicts:
+        context.log.info(f"'{market}' snapshot {verdict.snapshot_date}: {verdict.verdict} {verdict.reasons}")
+    context.log.info(f"Data Checker 1 for '{market}' on {admitted.checked}: {gate.status} ({gate.message})")
     new_dates = [str(d) for d in report.ingested]
     metadata = _ingest_metadata(
         market_summary(wh, market, contract.customer_key), new_dates, len(report.unchanged), rejected
     )
     metadata |= {
-        "checked_snapshot": str(checked),
+        "checked_snapshot": str(admitted.checked),
         Stage.DATA_CHECKER_1: gate.status,
         "gate_message": gate.message,
     }
     metadata["checks"] = _check_metadata(results)
+    if admitted.verdicts:
+        metadata["snapshot_verdicts"] = _verdict_metadata(admitted.verdicts)
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -18,6 +18,7 @@ class Table:
 
     CAR_FILES: Final = "ops.car_files"
     CAR_CHECK_RESULTS: Final = "ops.car_check_results"
+    CAR_VERDICTS: Final = "ops.car_snapshot_verdicts"
     CELL_STATUS: Final = "ops.cell_status"
     SCORE_CHECK_RESULTS: Final = "ops.score_check_results"
     FACTORY_STATUS: Final = "ops.factory_status"

@@ -282,6 +282,31 @@ class Warehouse:
 
         return self._with_retry(write)
 
+    def replace_partitions(
+        self, writes: Sequence[tuple[str, pd.DataFrame, Mapping[str, Any]]], run_id: str
+    ) -> None:
+        """Replace several partitions, each `(table, frame, partition)`, in one transaction.
+
+        Either every write is committed or none (e.g. a CAR snapshot, its ledger row and its verdict).
+        """
+        stamp = utc_now()
+        prepared = []
+        for table, frame, partition in writes:
+            check_identifier(table)
+            for column in partition:
+                check_identifier(column)
+            data = frame.assign(**{k: v for k, v in partition.items() if k not in frame.columns})
+            prepared.append((table, data.assign(_run_id=run_id, _written_at=stamp), partition))
+
+        def write(con: duckdb.DuckDBPyConnection) -> None:
+            for i, (_, data, _) in enumerate(prepared):
+                con.register(f"_incoming_{i}", data)
+            with transaction(con):
+                for i, (table, _, partition) in enumerate(prepared):
+                    _replace(con, table, f"select * from _incoming_{i}", partition)
+
+        self._with_retry(write)
+
     def execute(self, action: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `action` on a fresh connection with lock retries; for multi-statement work."""
         return self._with_retry(action)

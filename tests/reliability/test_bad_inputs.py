@@ -104,6 +104,86 @@ def _date_mismatch(landing: Path, frames: dict[dt.date, pd.DataFrame]) -> Path:
     return write_snapshot(frame, snapshot_path(landing, MARKET, NEXT_MONTH, "parquet"))
 
 
+LATEST = add_months(NEXT_MONTH, -1)
+"""The latest month of the reference market: a restatement of it may change released scores."""
+
+
+def _changed(
+    change: Callable[[pd.DataFrame], pd.DataFrame], snapshot: dt.date = NEXT_MONTH, fmt: str = "parquet"
+):
+    """Write `change` applied to the good frame of `snapshot` (issue 15's faults)."""
+
+    def write(landing: Path, frames: dict[dt.date, pd.DataFrame]) -> Path:
+        path = snapshot_path(landing, MARKET, snapshot, fmt)
+        frame = change(frames[snapshot].copy())
+        if fmt == "csv":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(path, index=False)
+            return path
+        return write_snapshot(frame, path)
+
+    return write
+
+
+def _restated_half(frame: pd.DataFrame) -> pd.DataFrame:
+    half = frame.iloc[: len(frame) // 2].copy()
+    half["customer_id"] = half["customer_id"] + "X"
+    return half.assign(arpu=half["arpu"] * 100)
+
+
+def _semicolon_csv(landing: Path, frames: dict[dt.date, pd.DataFrame]) -> Path:
+    path = snapshot_path(landing, MARKET, NEXT_MONTH, "csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames[NEXT_MONTH].to_csv(path, index=False, sep=";")
+    return path
+
+
+ISSUE_15_FAULTS = [
+    CarFault(
+        "case_clashing_columns",
+        _changed(lambda f: f.assign(ARPU=f["arpu"])),
+        "contract",
+        ["differ only in case", "'ARPU'"],
+    ),
+    CarFault(
+        "trailing_delimiter_csv",
+        _changed(lambda f: f.assign(**{"": None}), fmt="csv"),
+        "contract",
+        ["'Unnamed: ", "no header"],
+    ),
+    CarFault(
+        "infinite_value",
+        _changed(lambda f: f.assign(arpu=f["arpu"].where(f.index > 2, float("inf")))),
+        "contract",
+        ["column 'arpu'", "infinite value(s)"],
+    ),
+    CarFault("semicolon_csv", _semicolon_csv, "contract", ["looks ';'-delimited"]),
+    CarFault(
+        "feature_x100_new_month",
+        _changed(lambda f: f.assign(viewing_hours=f["viewing_hours"] * 100)),
+        "extreme_psi",
+        ["viewing_hours"],
+        names_file=False,
+    ),
+    CarFault(
+        "restated_old_month_half_rekeyed_x100",
+        _changed(_restated_half, RESTATED),
+        "restatement",
+        ["large restatement", "arpu"],
+        names_file=False,
+        snapshot=RESTATED,
+    ),
+    CarFault(
+        "restated_latest_month_x100",
+        _changed(lambda f: f.assign(viewing_hours=f["viewing_hours"] * 100), LATEST),
+        "restatement",
+        ["viewing_hours"],
+        names_file=False,
+        snapshot=LATEST,
+    ),
+]
+
+
 CAR_FAULTS = [
     CarFault("missing_column", _kind("missing_column"), "contract", ["required column(s) missing: arpu"]),
     CarFault("renamed_column", _kind("renamed_column"), "contract", ["missing: viewing_hours"]),
@@ -185,6 +265,9 @@ def _car_rows(paths: FactoryPaths, snapshot: dt.date) -> list[tuple]:
     )
     frame = wh.query(sql, [snapshot])
     return [tuple("<NA>" if pd.isna(v) else str(v) for v in row) for row in frame.itertuples(index=False)]
+
+
+CAR_FAULTS += ISSUE_15_FAULTS
 
 
 @pytest.mark.parametrize("fault", CAR_FAULTS, ids=lambda f: f.name)
@@ -403,6 +486,7 @@ def test_spec_impossible_on_the_car_fails_the_cell_and_keeps_the_release(
 
 
 def test_corpus_size():
-    """The corpus holds at least 25 faulty inputs (CAR files and specs)."""
-    total = len(CAR_FAULTS) + 2 + len(SPEC_FAULTS) + 3 + len(DATA_SPEC_FAULTS)
-    assert total >= 25, total
+    """The corpus: 51 faulty inputs here, 13 more at the core (tests/core/car/test_admit.py)."""
+    core_cases = 13
+    total = len(CAR_FAULTS) + 2 + len(SPEC_FAULTS) + 3 + len(DATA_SPEC_FAULTS) + core_cases
+    assert total >= 64, total

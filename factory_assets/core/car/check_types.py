@@ -27,6 +27,9 @@ CHECKS: dict[str, Severity] = {
     "category_changes": "warning",
     "psi": "warning",
     "labels": "warning",
+    "extreme_psi": "blocking",
+    "restatement": "blocking",
+    "checks_ran": "blocking",
 }
 """Every Data Checker 1 check and its default severity (a failed blocking check fails the gate).
 
@@ -60,6 +63,28 @@ class CarCheckThresholds(BaseModel):
     )
     min_customer_overlap: float = Field(
         0.6, ge=0, le=1, description="Blocking when a smaller share of the previous customers remains."
+    )
+    block_psi: float = Field(
+        3.0,
+        gt=0,
+        description="Blocking when a feature's PSI vs the previous snapshot reaches this: a shift (e.g. a "
+        "unit changed x100, PSI ~8) that no model trained on the earlier data survives. Real business "
+        "shifts stay below it (the demo's 25% price rise: PSI ~1.1) and go to the retrain triggers.",
+    )
+    restatement_max_row_change: float = Field(
+        0.05,
+        ge=0,
+        description="A re-delivered month whose row count differs from the version it replaces by more "
+        "than this share is a large change (blocking unless the deployment accepts restatements).",
+    )
+    restatement_min_key_overlap: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="...or in which a smaller share of the replaced version's customers remains...",
+    )
+    restatement_max_psi: float = Field(
+        0.1, gt=0, description="...or in which a column's PSI vs the replaced version reaches this."
     )
 
 
@@ -110,14 +135,18 @@ class MarketData:
 
 
 def market_data(
-    db: prof.Reader, market: str, customer_key: str, label_columns: frozenset[str] = frozenset()
+    db: prof.Reader,
+    market: str,
+    customer_key: str,
+    label_columns: frozenset[str] = frozenset(),
+    table: str | None = None,
 ) -> MarketData:
     """Rows per snapshot and checkable columns of `car.<market>` (empty if the table is absent).
 
     `label_columns` (the contract's role 'label') are set apart from the feature columns: their
     recent values are missing by nature, so they get the label check, not null-rate or drift checks.
     """
-    table = car_table(market)
+    table = table or car_table(market)
     if not prof.table_exists(db, table):
         return MarketData(table, customer_key, {}, prof.CarColumns((), (), ()))
     skip = {customer_key, "snapshot_date", SOURCE_COLUMN, *LINEAGE_COLUMNS}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -27,6 +28,7 @@ from factory_assets.core.car.inputs import (
 )
 from factory_assets.core.car.profile import query_if_exists, quote
 from factory_assets.core.car.source import CarReadError
+from factory_assets.core.car.storable import name_problems
 from factory_assets.core.contract import CarContract, ContractError, validate_car
 from factory_assets.core.names import Table, car_table
 from factory_assets.core.warehouse import Warehouse, column_types
@@ -63,7 +65,8 @@ def contract_hash(contract: CarContract) -> str:
     return hashlib.sha256(contract.model_dump_json().encode("utf-8")).hexdigest()
 
 
-def _failure_cases(exc: Exception) -> list[dict[str, str]]:
+def failure_cases(exc: Exception) -> list[dict[str, str]]:
+    """A few pandera failure cases behind a `ContractError` (none for other errors)."""
     cause = exc.__cause__
     if not isinstance(cause, pa.errors.SchemaErrors):
         return []
@@ -75,7 +78,10 @@ def _failure_cases(exc: Exception) -> list[dict[str, str]]:
 def prepare_snapshot(
     frame: pd.DataFrame, contract: CarContract, item: SnapshotInput, today: dt.date | None = None
 ) -> pd.DataFrame:
-    """Validate against the contract, check the dates match the file, add `_source_file`."""
+    """Refuse unnamed or case-clashing columns, validate, check the dates match, add `_source_file`."""
+    problems = name_problems(frame)
+    if problems:
+        raise ContractError(f"{item.source}: {'; '.join(problems)}")
     validated = validate_car(frame.reset_index(drop=True), contract, item.source, today)
     dates = sorted(pd.Timestamp(d).date() for d in validated[contract.date_key].dt.normalize().unique())
     if dates != [item.snapshot_date]:
@@ -83,17 +89,35 @@ def prepare_snapshot(
         raise ContractError(
             f"{item.source}: column '{contract.date_key}' holds {shown}"
             f"{' ...' if len(dates) > 3 else ''} but the file is for snapshot {item.snapshot_date}"
+            f"{timezone_hint(frame[contract.date_key])}"
         )
     validated[contract.date_key] = validated[contract.date_key].astype(pd.ArrowDtype(pyarrow.date32()))
     validated[SOURCE_COLUMN] = item.source
     return validated
 
 
+UTC_OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|Z)$")
+
+
+def timezone_hint(raw: pd.Series) -> str:
+    """Why a date moved: delivered times with a time zone are converted to UTC before the day is taken."""
+    zone = getattr(raw.dtype, "tz", None) or getattr(getattr(raw.dtype, "pyarrow_dtype", None), "tz", None)
+    examples = raw.dropna().astype(str).head(50)
+    offset = examples[examples.str.contains(UTC_OFFSET)]
+    if zone is None and offset.empty:
+        return ""
+    shown = f"time zone {zone}" if zone is not None else f"a UTC offset, e.g. '{offset.iloc[0]}'"
+    return (
+        f" (the delivered values carry {shown}: they are converted to UTC before the day is taken, "
+        "which moves a local midnight to the day before; deliver plain dates or times in UTC)"
+    )
+
+
 NULL_TYPE = '"NULL"'
 """DuckDB's type of a column that was null throughout the frame that created it (it holds no value)."""
 
 
-def _align_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[str]:
+def align_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[str]:
     """Make `table` take the frame: add its new columns, type the ones that were null until now.
 
     A column null throughout the first snapshot (an all-null Parquet column) is stored with the
@@ -127,11 +151,12 @@ def write_snapshot(
 ) -> int:
     """Atomically replace one snapshot of `car.<market>`; its new or so far null columns are typed first."""
     table = car_table(market)
-    _align_columns(warehouse, table, frame)
+    align_columns(warehouse, table, frame)
     return warehouse.replace_partition(table, frame, {"snapshot_date": snapshot_date}, run_id)
 
 
-def _ledger(warehouse: Warehouse, market: str) -> dict[dt.date, tuple[str, str, str]]:
+def read_ledger(warehouse: Warehouse, market: str) -> dict[dt.date, tuple[str, str, str]]:
+    """The market's `ops.car_files` rows: snapshot date -> (status, content hash, contract hash)."""
     sql = f"select snapshot_date, status, content_hash, contract_hash from {Table.CAR_FILES} where market = ?"
     rows = query_if_exists(warehouse, Table.CAR_FILES, sql, [market])
     if rows is None:
@@ -190,7 +215,7 @@ def ingest_market(
 ) -> IngestReport:
     """Ingest the new or changed snapshots of one market; reject (and keep the old data of) bad ones."""
     report = IngestReport(market)
-    ledger = _ledger(warehouse, market)
+    ledger = read_ledger(warehouse, market)
     rules = contract_hash(contract)
     for item in sorted(inputs, key=lambda i: i.snapshot_date):
         content = item.content_hash()
@@ -200,7 +225,7 @@ def ingest_market(
         try:
             rows = _ingest_one(warehouse, item, contract, run_id, today)
         except (CarReadError, ContractError) as exc:
-            rejection = Rejection(item.source, str(exc), item.snapshot_date, _failure_cases(exc))
+            rejection = Rejection(item.source, str(exc), item.snapshot_date, failure_cases(exc))
             report.rejected.append(rejection)
             _record(warehouse, item, (content, rules), ("rejected", str(exc), 0), run_id)
             continue

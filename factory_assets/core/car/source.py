@@ -147,9 +147,12 @@ def scan_landing(landing_dir: Path, settle_seconds: float = 2.0, now: float | No
     problems: list[FileProblem] = []
     pending: list[Path] = []
     for entry in sorted(landing_dir.iterdir()):
-        if _ignored(entry):
+        if _ignored(entry) and not (entry.is_dir() and entry.name.startswith("..")):
             continue
-        if not entry.is_dir():
+        if entry.is_dir() and entry.name.startswith(".."):
+            reason = f"market folder '{entry.name}' is not a valid partition key ({KEY_PATTERN.pattern})"
+            problems.append(FileProblem(entry, reason))
+        elif not entry.is_dir():
             problems.append(FileProblem(entry, "file outside a market folder (<landing>/<market>/...)"))
         elif not KEY_PATTERN.match(entry.name):
             reason = f"market folder '{entry.name}' is not a valid partition key ({KEY_PATTERN.pattern})"
@@ -175,6 +178,7 @@ def read_car_file(path: Path, fmt: str | None = None, customer_key: str = "custo
             frame = pd.read_parquet(path, engine="pyarrow")
         elif fmt == "csv":
             frame = pd.read_csv(path, encoding="utf-8", dtype={customer_key: "str"})
+            _refuse_other_delimiter(path, frame)
         else:
             raise CarReadError(f"{path}: unsupported CAR file format '{fmt}' (parquet or csv)")
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -182,6 +186,23 @@ def read_car_file(path: Path, fmt: str | None = None, customer_key: str = "custo
             raise
         raise CarReadError(f"{path}: cannot read the file as {fmt}: {type(exc).__name__}: {exc}") from exc
     return frame.reset_index(drop=True)
+
+
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def _refuse_other_delimiter(path: Path, frame: pd.DataFrame) -> None:
+    """A CSV read as comma-separated into one column whose header holds another delimiter: say so."""
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    found = [d for d in OTHER_DELIMITERS if d in header]
+    if found:
+        shown = "tab" if found[0] == "\t" else f"'{found[0]}'"
+        raise CarReadError(
+            f"{path}: read as comma-separated CSV the file has one column '{header[:80]}': it looks "
+            f"{shown}-delimited; deliver the CSV with ',' as the delimiter"
+        )
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ def test_stable_market_passes_every_check(warehouse):
         "category_changes": 0.0,
         "psi": 0.0,
         "labels": 0.0,
+        "extreme_psi": 0.0,
+        "restatement": 0.0,
+        "checks_ran": 0.0,
     }
 
 
