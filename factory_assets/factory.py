@@ -50,13 +50,15 @@ drift_report = _stage_asset(
 challenger_model = _stage_asset(
     Stage.CHALLENGER_MODEL,
     Stage.DRIFT_REPORT,
-    {"catboost", "duckdb"},
+    {"catboost", "scikit-learn", "duckdb"},
     train_challenger_if_triggered,
     "Retrain triggers (no champion, drift share, champion age, realised-performance decay, new "
-    "labelled snapshots), each with its value and threshold. When one fires: a seeded CatBoost "
-    "challenger, early-stopped on validation, tested out of time (AUC, PR-AUC, log-loss, top-decile "
-    "lift and capture, calibration on beta-corrected probabilities), stored by content hash and "
-    "registered in `registry.models`. Every evaluation is kept in `registry.retrain_evaluations`.",
+    "labelled snapshots), each with its value and threshold. When one fires: every family of the "
+    "spec (CatBoost early-stopped on validation; a logistic regression with C by seeded CV) is "
+    "fitted, the best validation AUC becomes the challenger (every family's metrics and the reason "
+    "are recorded), calibrated on validation, tested out of time (AUC, PR-AUC, log-loss, Brier, ECE, "
+    "top-decile lift and capture, calibration table), stored by content hash and registered in "
+    "`registry.models`. Every evaluation is kept in `registry.retrain_evaluations`.",
 )
 champion_model = _stage_asset(
     Stage.CHAMPION_MODEL,

@@ -118,6 +118,12 @@ class SamplingSpec(_Strict):
     negatives_per_positive: float | None = Field(
         4.0, gt=0, description="Down-sample negatives to this ratio; null keeps them all."
     )
+    balance_above_rows: int | None = Field(
+        None,
+        ge=1,
+        description="Down-sample negatives only when the training pool holds more rows than this; "
+        "below it every row is kept (beta = 1). Null: always down-sample to negatives_per_positive.",
+    )
     test_snapshots: int = Field(1, ge=1, le=6, description="Latest labelled snapshots kept as test.")
     validation_share: float = Field(0.2, gt=0, lt=0.5)
     min_positives_per_split: int = Field(20, ge=1)
@@ -125,8 +131,53 @@ class SamplingSpec(_Strict):
     seed: int = 42
 
 
+Family = Literal["catboost", "logistic"]
+"""A model family a challenger can be fitted from."""
+
+
+class LogisticParams(_Strict):
+    """The regularised logistic regression family: scikit-learn pipeline, C chosen by seeded CV."""
+
+    c_grid: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [0.001, 0.01, 0.1, 1.0, 10.0, 100.0],
+        min_length=1,
+        description="Inverse regularisation strengths tried; the best by cross-validated log-loss wins.",
+    )
+    cv_folds: int = Field(5, ge=2, le=20, description="Stratified folds (shuffled, seeded) that choose C.")
+    max_iter: int = Field(2000, ge=100, description="lbfgs iterations per fit.")
+    min_category_share: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="Levels rarer than this share of training rows are one 'infrequent' level.",
+    )
+
+
+class CalibrationParams(_Strict):
+    """Calibration of the natural (beta-corrected) probability on held-out validation rows."""
+
+    method: Literal["auto", "platt", "isotonic", "none"] = Field(
+        "auto", description="'auto': isotonic with enough held-out positives, else Platt."
+    )
+    isotonic_min_positives: int = Field(
+        1000, ge=10, description="Held-out positives from which 'auto' picks isotonic over Platt."
+    )
+    bins: int = Field(10, ge=2, le=100, description="Equal-count bins of the ECE and the calibration table.")
+
+
 class ModelParams(_Strict):
-    """CatBoost parameters; the defaults trade little AUC for several-fold faster fits."""
+    """The model families tried per retrain and their parameters (CatBoost's at the top level).
+
+    CatBoost defaults trade little AUC for several-fold faster fits.
+    """
+
+    families: list[Family] = Field(
+        default_factory=lambda: ["catboost", "logistic"],
+        min_length=1,
+        description="Families fitted per retrain; the best on the validation split becomes the challenger.",
+    )
+    logistic: LogisticParams = Field(default_factory=LogisticParams)
+    calibration: CalibrationParams = Field(default_factory=CalibrationParams)
 
     iterations: int = Field(400, ge=10, le=5000)
     learning_rate: float = Field(0.08, gt=0, le=1)
@@ -137,6 +188,13 @@ class ModelParams(_Strict):
     max_ctr_complexity: int = Field(1, ge=1, le=4)
     thread_count: int = Field(2, ge=1)
     seed: int = 42
+
+    @field_validator("families")
+    @classmethod
+    def _distinct_families(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"families {value} name a family twice")
+        return value
 
 
 class RetrainRules(_Strict):

@@ -38,7 +38,9 @@ def test_defaults_are_filled_and_documented(tmp_path):
     assert spec.replacement.delong_alpha == 0.05
     for block in (spec.sampling, spec.retrain, spec.replacement, spec.cleaning):
         for name, field in type(block).model_fields.items():
-            assert field.default is not None or field.default_factory or name in {"negatives_per_positive"}
+            if field.default is None and not field.default_factory:
+                assert name in {"negatives_per_positive", "balance_above_rows"}, f"{name} has no default"
+                assert field.description, f"{name}: what None means must be documented"
 
 
 def test_flag_values_are_compared_as_strings(tmp_path):

@@ -8,13 +8,9 @@ from typing import Any
 import pandas as pd
 
 from factory_assets.core.model import metrics, registry
+from factory_assets.core.model.families import Candidate, FamilyChoice, choose_family
 from factory_assets.core.model.store import ModelStore
-from factory_assets.core.model.training import (
-    fit_challenger,
-    population_reference,
-    predict_sample_scale,
-    split_frame,
-)
+from factory_assets.core.model.training import population_reference, predict_sample_scale, split_frame
 from factory_assets.core.model.triggers import ChampionFacts, TriggerResult, evaluate_triggers, explain, fired
 from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
@@ -43,6 +39,30 @@ def _triggers(
     return record.version, evaluate_triggers(facts, drift_share, realised, labelled, ctx.now, spec.retrain)
 
 
+def _test_metrics(candidate: Candidate, test: pd.DataFrame, beta: float, bins: int) -> dict[str, Any]:
+    trained = candidate.trained
+    scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
+    return metrics.evaluate(test["target"].to_numpy(dtype=int), scores, beta, candidate.calibrator, bins)
+
+
+def family_selection(choice: FamilyChoice, tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record of the family choice: every family's metrics, the winner and why it won."""
+    families = [
+        {
+            "family": c.trained.family,
+            "selected": c is choice.winner,
+            "validation": c.validation,
+            "test": {k: v for k, v in test.items() if k != "calibration"},
+            "calibration": c.calibrator.method,
+            "params": c.trained.params,
+            "best_iteration": c.trained.best_iteration,
+            "fit_seconds": round(c.fit_seconds, 3),
+        }
+        for c, test in zip(choice.candidates, tests, strict=True)
+    ]
+    return {"winner": choice.winner.trained.family, "reason": choice.reason, "families": families}
+
+
 def _train(
     ctx: StageContext,
     spec: ModelSpec,
@@ -50,15 +70,18 @@ def _train(
     model: str,
     evaluation_id: str,
     results: list[TriggerResult],
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     cell = f"{market}/{model}"
     with ctx.warehouse.session():
         samples = prepared.load_model_samples(ctx.warehouse, market, model)
     with ctx.warehouse.released():  # no connection held while fitting: other markets write
-        trained = fit_challenger(samples, spec.model, cell)
+        choice = choose_family(samples, spec.model, cell)
     test = split_frame(samples, "test")
-    scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
-    test_metrics = metrics.evaluate(test["target"].to_numpy(dtype=int), scores, samples.beta)
+    bins = spec.model.calibration.bins
+    tests = [_test_metrics(c, test, samples.beta, bins) for c in choice.candidates]
+    test_metrics = tests[choice.candidates.index(choice.winner)]
+    selection = family_selection(choice, tests)
+    trained = choice.winner.trained
     version = ModelStore(ctx.models_dir).save(trained.model)
     with ctx.warehouse.session():
         population = prepared.load_population(ctx.warehouse, market, model, trained.features)
@@ -88,9 +111,19 @@ def _train(
         "reference_sha256": reference_sha,
         "evaluation_id": evaluation_id,
         "triggers": registry.to_json(fired(results)),
+        "family": trained.family,
+        "calibration": registry.to_json(choice.winner.calibrator.as_dict()),
+        "family_selection": registry.to_json(selection),
     }
     registry.write(ctx.warehouse, Table.MODELS, row, ctx.run_id)
-    return version, {**test_metrics, "best_iteration": trained.best_iteration, "beta": float(samples.beta)}
+    summary = {
+        **test_metrics,
+        "family": trained.family,
+        "calibration_method": choice.winner.calibrator.method,
+        "best_iteration": trained.best_iteration,
+        "beta": float(samples.beta),
+    }
+    return version, summary, selection
 
 
 def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
@@ -104,9 +137,9 @@ def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: st
         champion_version, results = _triggers(ctx, spec, market, model)
     evaluation_id = uuid.uuid4().hex
     reason = explain(results)
-    version, test_metrics = None, None
+    version, test_metrics, selection = None, None, None
     if fired(results):
-        version, test_metrics = _train(ctx, spec, market, model, evaluation_id, results)
+        version, test_metrics, selection = _train(ctx, spec, market, model, evaluation_id, results)
     registry.write(
         ctx.warehouse,
         Table.RETRAIN_EVALUATIONS,
@@ -124,7 +157,7 @@ def train_challenger_if_triggered(ctx: StageContext, spec: ModelSpec, market: st
         },
         ctx.run_id,
     )
-    return _report(evaluation_id, results, reason, version, test_metrics)
+    return _report(evaluation_id, results, reason, version, test_metrics, selection)
 
 
 def _report(
@@ -133,6 +166,7 @@ def _report(
     reason: str,
     version: str | None,
     test_metrics: dict[str, Any] | None,
+    selection: dict[str, Any] | None = None,
 ) -> StageReport:
     report: dict[str, object] = {
         "outcome": "trained" if version else "no trigger fired: nothing trained",
@@ -145,4 +179,25 @@ def _report(
         summary = {k: v for k, v in test_metrics.items() if k != "calibration"}
         report.update({f"test_{k}": round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
         report["calibration"] = pd.DataFrame(test_metrics["calibration"])
+    if selection:
+        report["family_reason"] = selection["reason"]
+        report["families"] = families_table(selection)
     return report
+
+
+def families_table(selection: dict[str, Any]) -> pd.DataFrame:
+    """One row per family: validation and test AUC, test ECE, whether it was selected."""
+    return pd.DataFrame(
+        [
+            {
+                "family": f["family"],
+                "selected": f["selected"],
+                "validation_auc": round(float(f["validation"]["auc"]), 4),
+                "test_auc": round(float(f["test"]["auc"]), 4),
+                "test_ece": round(float(f["test"]["ece"]), 4),
+                "calibration": f["calibration"],
+                "fit_seconds": f["fit_seconds"],
+            }
+            for f in selection["families"]
+        ]
+    )

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from factory_assets.core.model import metrics
+from factory_assets.core.model.calibration import Calibrator
 from factory_assets.core.model.delong import delong_test
 from factory_assets.core.specs import ReplacementRules
 
@@ -60,12 +61,18 @@ def compare_on_test(
     challenger_beta: float,
     champion_scores: np.ndarray | None,
     champion_beta: float | None,
+    challenger_calibrator: Calibrator | None = None,
+    champion_calibrator: Calibrator | None = None,
 ) -> SameTestComparison:
-    """Metrics of both models on the same labelled rows (sample-scale scores, corrected by each beta)."""
-    challenger = metrics.evaluate(y, challenger_scores, challenger_beta)
+    """Metrics of both models on the same labelled rows.
+
+    Sample-scale scores, corrected by each model's beta and mapped by its own calibrator; the
+    models may be of different families (the rules read only their scores).
+    """
+    challenger = metrics.evaluate(y, challenger_scores, challenger_beta, challenger_calibrator)
     if champion_scores is None or champion_beta is None:
         return SameTestComparison(challenger, None, None)
-    champion = metrics.evaluate(y, champion_scores, champion_beta)
+    champion = metrics.evaluate(y, champion_scores, champion_beta, champion_calibrator)
     p_value = delong_test(y, challenger_scores, champion_scores).p_value
     return SameTestComparison(challenger, champion, p_value)
 

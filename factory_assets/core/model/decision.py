@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from catboost import CatBoostClassifier
 
 from factory_assets.core.model import registry
 from factory_assets.core.model.champion import SameTestComparison, compare_on_test, decide
@@ -21,10 +20,19 @@ from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
 
 KEYS = ["customer_id", "snapshot_date"]
-SHOWN_METRICS = ("auc", "pr_auc", "log_loss", "lift_top_decile", "capture_top_decile", "mean_predicted")
+SHOWN_METRICS = (
+    "auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "lift_top_decile",
+    "capture_top_decile",
+    "mean_predicted",
+)
 
 
-def _score(model: CatBoostClassifier, frame: pd.DataFrame, record: ModelRecord) -> np.ndarray:
+def _score(model: object, frame: pd.DataFrame, record: ModelRecord) -> np.ndarray:
     return predict_sample_scale(model, frame, record.features, record.categorical)
 
 
@@ -58,15 +66,30 @@ def _compare(
     y = test["target"].to_numpy(dtype=int)
     challenger_scores = _score(ModelStore(ctx.models_dir).load(challenger.version), test, challenger)
     if champion is None:
-        return compare_on_test(y, challenger_scores, challenger.beta, None, None), None
+        return compare_on_test(y, challenger_scores, challenger.beta, None, None, challenger.calibrator), None
     if champion.version == challenger.version:
         return compare_on_test(
-            y, challenger_scores, challenger.beta, challenger_scores, challenger.beta
+            y,
+            challenger_scores,
+            challenger.beta,
+            challenger_scores,
+            challenger.beta,
+            challenger.calibrator,
+            challenger.calibrator,
         ), challenger
     record = registry.model_record(ctx.warehouse, market, model, champion.version)
     frame = _with_champion_features(ctx, market, model, test, record)
     champion_scores = _score(ModelStore(ctx.models_dir).load(record.version), frame, record)
-    return compare_on_test(y, challenger_scores, challenger.beta, champion_scores, record.beta), record
+    comparison = compare_on_test(
+        y,
+        challenger_scores,
+        challenger.beta,
+        champion_scores,
+        record.beta,
+        challenger.calibrator,
+        record.calibrator,
+    )
+    return comparison, record
 
 
 def decide_champion(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
@@ -121,6 +144,9 @@ def _decide(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> Stag
             "outcome": verdict.outcome,
             "reason": verdict.reason,
             "live_version": verdict.live_version,
+            "challenger_family": challenger.family,
+            "champion_family": champion_record.family if champion_record else None,
+            "family_selection": registry.to_json(challenger.family_selection),
         },
         ctx.run_id,
     )
@@ -132,6 +158,9 @@ def _decide(ctx: StageContext, spec: ModelSpec, market: str, model: str) -> Stag
         "live_version": verdict.live_version,
         "challenger_version": challenger.version,
         "champion_version": champion_version or "none",
+        "challenger_family": challenger.family,
+        "champion_family": champion_record.family if champion_record else "none",
+        "family_reason": challenger.family_selection.get("reason", "n/a"),
         "challenger_auc": round(float(comparison.challenger["auc"]), 6),
         "champion_auc": _rounded(comparison.champion["auc"] if comparison.champion else None),
         "auc_uplift": _rounded(comparison.auc_uplift),

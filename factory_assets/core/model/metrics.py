@@ -1,14 +1,17 @@
-"""Model quality on a labelled set: AUC, PR-AUC, log-loss, top-decile lift, calibration.
+"""Model quality on a labelled set: AUC, PR-AUC, log-loss, top-decile lift, Brier, ECE, calibration.
 
 All functions take 0/1 labels and scores as arrays. Probabilities from a model trained on a sample
 whose negatives were down-sampled (a kept fraction beta) are corrected first with
-`correct_probability`; AUC and lift are rank-based and unaffected by the correction.
+`correct_probability`, then mapped by the model's calibrator; AUC, PR-AUC and lift are rank-based
+and read the raw score (an isotonic calibrator creates ties that would blur the ranking).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.stats import rankdata
+
+from factory_assets.core.model.calibration import Calibrator
 
 EPS = 1e-15
 TOP_FRACTION = 0.1
@@ -102,20 +105,40 @@ def calibration_by_decile(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[
     ]
 
 
-def evaluate(y: np.ndarray, p_sample: np.ndarray, beta: float) -> dict[str, object]:
-    """Every test metric of one model; probabilities are corrected for `beta` first."""
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean squared difference between probabilities and 0/1 outcomes."""
     y = _labels(y)
-    p = correct_probability(p_sample, beta)
-    lift, capture = lift_and_capture(y, p)
+    return float(np.mean((np.asarray(p, dtype=float) - y) ** 2))
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Row-weighted mean |mean predicted - observed rate| over `bins` equal-count groups by `p`."""
+    table = calibration_by_decile(y, p, bins)
+    total = sum(row["rows"] for row in table)
+    return float(
+        sum(row["rows"] * abs(row["mean_predicted"] - row["observed_rate"]) for row in table) / total
+    )
+
+
+def evaluate(
+    y: np.ndarray, p_sample: np.ndarray, beta: float, calibrator: Calibrator | None = None, bins: int = 10
+) -> dict[str, object]:
+    """Every test metric of one model: ranks from the raw score, the rest from calibrated probabilities."""
+    y = _labels(y)
+    raw = np.asarray(p_sample, dtype=float)
+    p = (calibrator or Calibrator()).apply(correct_probability(raw, beta))
+    lift, capture = lift_and_capture(y, raw)
     return {
-        "auc": auc(y, p),
-        "pr_auc": pr_auc(y, p),
+        "auc": auc(y, raw),
+        "pr_auc": pr_auc(y, raw),
         "log_loss": log_loss(y, p),
+        "brier": brier(y, p),
+        "ece": expected_calibration_error(y, p, bins),
         "lift_top_decile": lift,
         "capture_top_decile": capture,
         "rows": len(y),
         "positives": int(y.sum()),
         "base_rate": float(y.mean()),
         "mean_predicted": float(p.mean()),
-        "calibration": calibration_by_decile(y, p),
+        "calibration": calibration_by_decile(y, p, bins),
     }

@@ -14,11 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from factory_assets.core.model.calibration import Calibrator
+from factory_assets.core.model.metrics import correct_probability
 from factory_assets.core.names import Table
 from factory_assets.core.warehouse import Warehouse
 
@@ -30,7 +33,8 @@ _DDL = {
         "cross_sectional boolean, "
         "features varchar, categorical varchar, params varchar, seed integer, best_iteration integer, "
         "metrics varchar, test_auc double, artefact_path varchar, reference_path varchar, "
-        "reference_sha256 varchar, evaluation_id varchar, triggers varchar"
+        "reference_sha256 varchar, evaluation_id varchar, triggers varchar, family varchar, "
+        "calibration varchar, family_selection varchar"
     ),
     Table.RETRAIN_EVALUATIONS: (
         "evaluation_id varchar, market varchar, model varchar, evaluated_at timestamp, "
@@ -42,7 +46,8 @@ _DDL = {
         "rule_version varchar, "
         "evaluation_id varchar, triggers varchar, champion_version varchar, challenger_version varchar, "
         "champion_metrics varchar, challenger_metrics varchar, champion_auc double, challenger_auc double, "
-        "auc_uplift double, delong_p double, outcome varchar, reason varchar, live_version varchar"
+        "auc_uplift double, delong_p double, outcome varchar, reason varchar, live_version varchar, "
+        "challenger_family varchar, champion_family varchar, family_selection varchar"
     ),
     Table.SCORE_REFERENCES: (
         "market varchar, model varchar, model_version varchar, decision_id varchar, snapshot_date date, "
@@ -76,14 +81,21 @@ def to_json(value: object) -> str:
 def write(warehouse: Warehouse, table: str, row: Mapping[str, Any], run_id: str) -> None:
     """Replace the row of `table` with the same key (see `_KEYS`) by `row`, in one transaction."""
     schema = table.split(".")[0]
+    # columns added since a table was created (e.g. `family`) are added to it, empty for older rows
+    added = "; ".join(f"alter table {table} add column if not exists {column}" for column in _columns(table))
     warehouse.execute(
         lambda con: con.execute(
             f"create schema if not exists {schema}; "
-            f"create table if not exists {table} ({_DDL[table]}, {_LINEAGE})"
+            f"create table if not exists {table} ({_DDL[table]}, {_LINEAGE}); {added}"
         )
     )
     frame = pd.DataFrame([{**row, "run_id": run_id}])
     warehouse.replace_partition(table, frame, {k: row[k] for k in _KEYS[table]}, run_id)
+
+
+def _columns(table: str) -> list[str]:
+    """The `name type` definitions of `table`'s columns in `_DDL`."""
+    return [c.strip() for c in _DDL[table].split(",")]
 
 
 def read(warehouse: Warehouse, table: str, where: str, params: list[Any], order: str = "") -> pd.DataFrame:
@@ -108,11 +120,20 @@ class ModelRecord:
     categorical: list[str]
     metrics: dict[str, Any]
     reference_sha256: str
+    family: str = "catboost"
+    calibrator: Calibrator = field(default_factory=Calibrator)
+    """Maps the beta-corrected probability to the calibrated natural one (identity before calibration)."""
+    family_selection: dict[str, Any] = field(default_factory=dict)
+    """Every family's validation and test metrics at training, the winner and why it won."""
 
     @property
     def test_auc(self) -> float:
         """AUC on its own out-of-time test."""
         return float(self.metrics["auc"])
+
+    def natural_probability(self, raw_score: np.ndarray) -> np.ndarray:
+        """The released probability of sample-scale scores: beta-corrected, then calibrated."""
+        return self.calibrator.apply(correct_probability(raw_score, self.beta))
 
 
 def model_record(warehouse: Warehouse, market: str, model: str, version: str) -> ModelRecord:
@@ -134,7 +155,16 @@ def model_record(warehouse: Warehouse, market: str, model: str, version: str) ->
         categorical=json.loads(row["categorical"]),
         metrics=json.loads(row["metrics"]),
         reference_sha256=str(row["reference_sha256"]),
+        family=str(row["family"]) if isinstance(row.get("family"), str) else "catboost",
+        calibrator=Calibrator.from_dict(
+            json.loads(row["calibration"]) if isinstance(row.get("calibration"), str) else None
+        ),
+        family_selection=_json_or_empty(row.get("family_selection")),
     )
+
+
+def _json_or_empty(value: object) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str) else {}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from factory_assets.core.model import metrics, registry
+from factory_assets.core.model import registry
 from factory_assets.core.model.registry import ModelRecord
 from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import predict_sample_scale
@@ -67,7 +67,7 @@ def record_score_reference(
     frame = pd.DataFrame(
         {
             "customer_id": population["customer_id"].to_numpy(),
-            "probability": metrics.correct_probability(raw, record.beta).astype("float64"),
+            "probability": record.natural_probability(raw).astype("float64"),
         }
     )
     _, sha = store.save_score_reference(record.version, snapshot, frame)

@@ -1,4 +1,8 @@
-"""Model artefacts by content hash (`<root>/<sha256>.cbm`), drift references and score references.
+"""Model artefacts by content hash, drift references and score references.
+
+A CatBoost model is stored as `<root>/<sha256>.cbm`, a scikit-learn model (the logistic family) as
+`<root>/<sha256>.pkl` (a pickle: loaded only after its bytes hash to the version the registry holds,
+and only from the factory's own model directory). The suffix says how to load it.
 
 Next to each artefact: its drift reference sample (`<sha256>.reference.parquet`) and, for a model
 made champion, the scores it gave when it was made live (`<sha256>.scores-<yyyymmdd>.parquet`).
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from catboost import CatBoostClassifier
@@ -24,6 +30,8 @@ from factory_assets.core.files import file_sha256
 
 VOLATILE_METADATA = ("train_finish_time", "model_guid")
 """CatBoost metadata that differs between identical fits; removed before hashing."""
+SUFFIXES = (".cbm", ".pkl")
+"""Artefact suffixes: CatBoost's own format, a pickled scikit-learn estimator."""
 
 
 class ModelStoreError(RuntimeError):
@@ -37,8 +45,12 @@ class ModelStore:
         self.root = Path(root)
 
     def artefact_path(self, version: str) -> Path:
-        """Where the artefact of `version` lives."""
-        return self.root / f"{version}.cbm"
+        """Where the artefact of `version` lives (the `.cbm` path when none is stored yet)."""
+        for suffix in SUFFIXES:
+            path = self.root / f"{version}{suffix}"
+            if path.is_file():
+                return path
+        return self.root / f"{version}{SUFFIXES[0]}"
 
     def reference_path(self, version: str) -> Path:
         """Where the drift reference sample of `version` lives."""
@@ -54,8 +66,13 @@ class ModelStore:
         os.close(handle)
         return Path(name)
 
-    def save(self, model: CatBoostClassifier) -> str:
+    def save(self, model: Any) -> str:
         """Save `model` under its content hash (atomically) and return the hash: its version."""
+        if isinstance(model, CatBoostClassifier):
+            return self._save_catboost(model)
+        return self._save_bytes(pickle.dumps(model, protocol=5), ".pkl")
+
+    def _save_catboost(self, model: CatBoostClassifier) -> str:
         metadata = model.get_metadata()
         for key in VOLATILE_METADATA:
             if key in metadata:
@@ -64,7 +81,17 @@ class ModelStore:
         try:
             model.save_model(str(temp), format="cbm")
             version = file_sha256(temp)
-            os.replace(temp, self.artefact_path(version))
+            os.replace(temp, self.root / f"{version}.cbm")
+        finally:
+            temp.unlink(missing_ok=True)
+        return version
+
+    def _save_bytes(self, payload: bytes, suffix: str) -> str:
+        temp = self._temp_path(suffix)
+        try:
+            temp.write_bytes(payload)
+            version = file_sha256(temp)
+            os.replace(temp, self.root / f"{version}{suffix}")
         finally:
             temp.unlink(missing_ok=True)
         return version
@@ -73,13 +100,16 @@ class ModelStore:
         """The artefact path of `version`, after checking it exists and hashes to its name."""
         return _verified(self.artefact_path(version), version, "model artefact", f"version {version}")
 
-    def load(self, version: str) -> CatBoostClassifier:
+    def load(self, version: str) -> Any:
         """The model of `version`; fails with `ModelStoreError` on a missing or corrupt file."""
         path = self.verify(version)
-        model = CatBoostClassifier()
         try:
+            if path.suffix == ".pkl":
+                with path.open("rb") as handle:
+                    return pickle.load(handle)  # safe: the bytes hash to the registered version
+            model = CatBoostClassifier()
             model.load_model(str(path), format="cbm")
-        except Exception as exc:  # CatBoostError: re-raised naming the file
+        except Exception as exc:  # CatBoostError, UnpicklingError: re-raised naming the file
             raise ModelStoreError(f"model artefact {path} cannot be loaded: {exc}") from exc
         return model
 

@@ -1,4 +1,7 @@
-"""CatBoost challengers: fit on train, early stopping on validation, predictions from a `Pool`.
+"""Challenger fits per family: CatBoost and a regularised logistic regression.
+
+CatBoost stops early on the validation split and predicts from a `Pool`; the logistic family
+(`core.model.logistic`) chooses C by seeded cross-validation on the train split.
 
 Categorical features go to CatBoost as `category` columns of strings, missing values as
 `MISSING_CATEGORY`; numeric features as float64 with NaN. Fits are seeded and use a fixed thread
@@ -15,7 +18,8 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
 
-from factory_assets.core.specs import ModelParams
+from factory_assets.core.model.logistic import as_object_categories, fit_logistic_pipeline
+from factory_assets.core.specs import Family, ModelParams
 
 if TYPE_CHECKING:
     from factory_assets.core.prep.prepared import ModelSamples
@@ -34,11 +38,13 @@ class TrainingDataError(ValueError):
 class TrainedModel:
     """A fitted challenger with what is needed to score and to register it."""
 
-    model: CatBoostClassifier
+    model: Any
+    """A `CatBoostClassifier` or a scikit-learn `Pipeline` (the logistic family)."""
     features: list[str]
     categorical: list[str]
     params: dict[str, Any]
     best_iteration: int
+    family: Family = "catboost"
 
 
 def catboost_params(params: ModelParams) -> dict[str, Any]:
@@ -132,13 +138,48 @@ def fit_challenger(samples: ModelSamples, params: ModelParams, cell: str) -> Tra
     return TrainedModel(model, features, categorical, arguments, int(model.get_best_iteration() or 0))
 
 
+def fit_logistic(samples: ModelSamples, params: ModelParams, cell: str) -> TrainedModel:
+    """Fit the logistic family on the train split, C chosen by seeded CV there (validation untouched)."""
+    check_trainable(samples, cell)
+    features, categorical = list(samples.features), list(samples.categorical)
+    train = split_frame(samples, "train")
+    weight = train["weight"].to_numpy(dtype=float) if "weight" in train.columns else np.ones(len(train))
+    pipeline, chosen_c = fit_logistic_pipeline(
+        model_frame(train, features, categorical),
+        train["target"].to_numpy(dtype=int),
+        weight,
+        features,
+        categorical,
+        params.logistic,
+        params.seed,
+    )
+    arguments = {**params.logistic.model_dump(), "C": chosen_c, "seed": params.seed}
+    return TrainedModel(pipeline, features, categorical, arguments, 0, "logistic")
+
+
+FITTERS = {"catboost": fit_challenger, "logistic": fit_logistic}
+"""How each family is fitted: `(samples, params, cell) -> TrainedModel`."""
+
+
+def fit_family(samples: ModelSamples, family: Family, params: ModelParams, cell: str) -> TrainedModel:
+    """Fit one family's challenger on the sample's train split."""
+    return FITTERS[family](samples, params, cell)
+
+
 def predict_sample_scale(
-    model: CatBoostClassifier, frame: pd.DataFrame, features: list[str], categorical: list[str]
+    model: object, frame: pd.DataFrame, features: list[str], categorical: list[str]
 ) -> np.ndarray:
-    """Model probabilities on the training-sample scale (before the beta correction)."""
+    """Model probabilities on the training-sample scale (before the beta correction and calibration).
+
+    Works for every family: CatBoost predicts from a `Pool`, a scikit-learn pipeline from the
+    feature frame with object-string categoricals.
+    """
     if frame.empty:
         return np.empty(0)
-    return model.predict_proba(make_pool(frame, features, categorical))[:, 1]
+    if isinstance(model, CatBoostClassifier):
+        return model.predict_proba(make_pool(frame, features, categorical))[:, 1]
+    data = as_object_categories(model_frame(frame, features, categorical), categorical)
+    return model.predict_proba(data)[:, 1]
 
 
 def population_reference(

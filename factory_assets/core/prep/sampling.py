@@ -13,6 +13,7 @@ stratum's rows on a seeded hash (`prep_samples`). The steps:
    negatives (1-r*)/(1-r_s)) so each snapshot's weighted rate is r*; `none` leaves it.
 3. Balance: keep a fraction beta of the negatives so that negatives / positives is at most
    `negatives_per_positive`; beta (1.0 = none dropped) corrects probabilities to rate r* later.
+   With `balance_above_rows` set, a training pool within that many rows is not balanced (beta 1).
 4. Cap: when all splits together exceed `max_rows`, every stratum keeps the same fraction.
 5. Validation: a stratified share `validation_share` of each kept training stratum.
 """
@@ -115,11 +116,13 @@ def _detrend(pool: dict[dt.date, tuple[int, int]], how: str, rate: float) -> Kep
     return out
 
 
-def _beta(kept: Kept, ratio: float | None) -> float:
+def _beta(kept: Kept, ratio: float | None, budget: int | None = None) -> float:
     positives = sum(n for (_, t), (n, _) in kept.items() if t == 1)
     negatives = sum(n for (_, t), (n, _) in kept.items() if t == 0)
     if ratio is None or positives <= 0 or negatives <= ratio * positives:
         return 1.0
+    if budget is not None and positives + negatives <= budget:
+        return 1.0  # within the row budget: keep everything known
     return ratio * positives / negatives
 
 
@@ -190,7 +193,7 @@ def plan_samples(counts: list[SnapshotCounts], spec: SamplingSpec, cell: str) ->
     total = sum(p + n for p, n in pool.values())
     rate = sum(p for p, _ in pool.values()) / total if total else 0.0
     kept = _detrend(pool, spec.detrend, rate)
-    beta = _beta(kept, spec.negatives_per_positive)
+    beta = _beta(kept, spec.negatives_per_positive, spec.balance_above_rows)
     kept = {key: (n * (beta if key[1] == 0 else 1.0), w) for key, (n, w) in kept.items()}
     return SamplePlan(_strata(by_day, kept, test, spec), beta, rate, cross, test_days, sorted(pool))
 

@@ -59,7 +59,7 @@ def score_population(
             "customer_id": population["customer_id"].to_numpy(),
             "snapshot_date": population["snapshot_date"].to_numpy(),
             "raw_score": raw,
-            "probability": metrics.correct_probability(raw, record.beta),
+            "probability": record.natural_probability(raw),
             "percentile": percentile,
             "decile": decile,
             "model_version": record.version,

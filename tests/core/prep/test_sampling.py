@@ -232,3 +232,15 @@ def test_a_cell_without_positives_fails_before_writing(warehouse: Warehouse) -> 
     with pytest.raises(SamplingError, match=r"uk/s: too few positives per split \(minimum 10\): train 0"):
         build_model_samples(warehouse, "uk", SPEC, "run")
     assert not warehouse.table_exists("prep.samples__uk__s")
+
+
+def test_below_the_row_budget_every_row_is_kept() -> None:
+    # given a pool that balancing would down-sample
+    balanced = plan_samples(counts(), SamplingSpec(negatives_per_positive=2.0, max_rows=None), "uk/m")
+    assert balanced.beta < 1
+    rows = sum(s.available for s in balanced.strata)
+    # when the row budget is above the pool's size, nothing is dropped; below it, balancing acts
+    within = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=rows)
+    assert plan_samples(counts(), within, "uk/m").beta == 1.0
+    above = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=1000)
+    assert plan_samples(counts(), above, "uk/m").beta == pytest.approx(balanced.beta)
