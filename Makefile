@@ -44,7 +44,9 @@ ui: install
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+## The scoring API (and /reports/); it lists the API keys first and says how to create the first one.
 serve: install
+	$(PY) -m factory_assets.cli api-key list
 	$(VENV)/bin/uvicorn serving.api:app --host 127.0.0.1 --port 8000
 
 clean:

@@ -20,6 +20,7 @@ from factory_assets.core.cell_status import StageOutcome
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import Warehouse
+from factory_assets.deployment import report_url
 from factory_assets.partitions import Cell, cells_of
 from factory_assets.specs_registry import SPECS
 
@@ -38,15 +39,21 @@ def _table(rows: list[dict[str, str]]) -> dg.MetadataValue:
     return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False))
 
 
-def to_metadata(report: StageReport) -> dict[str, object]:
+def to_metadata(
+    report: StageReport, reports_dir: Path | None = None, base_url: str = ""
+) -> dict[str, object]:
     """A stage report as Dagster metadata, the one place the core's reports are rendered.
 
-    Files become paths, tables Markdown (an empty table reads "(none)"), mappings and lists JSON,
-    the rest stays as it is.
+    Files under `reports_dir` become links to the scoring service (`<base_url>/reports/...`, a page a
+    browser opens), other files paths, tables Markdown (an empty table reads "(none)"), mappings and
+    lists JSON, the rest stays as it is.
     """
     metadata: dict[str, object] = {}
     for key, value in report.items():
-        if isinstance(value, Path):
+        url = report_url(base_url, reports_dir, value) if isinstance(value, Path) and reports_dir else None
+        if url is not None:
+            metadata[key] = dg.MetadataValue.url(url)
+        elif isinstance(value, Path):
             metadata[key] = dg.MetadataValue.path(str(value))
         elif isinstance(value, pd.DataFrame):
             metadata[key] = dg.MetadataValue.md(value.to_markdown(index=False) if len(value) else "(none)")
@@ -75,12 +82,13 @@ def run_stage(
 ) -> dg.MaterializeResult:
     """`run_cells` for a core stage of the standard shape, its reports rendered by `to_metadata`."""
     ctx = stage_context(context)
+    base_url = context.resources.deployment.get().settings.api.base_url
     return run_cells(
         context,
         ctx.warehouse,
         stage,
         upstream,
-        lambda cell: to_metadata(work(ctx, SPECS[cell.model], cell.market)),
+        lambda cell: to_metadata(work(ctx, SPECS[cell.model], cell.market), ctx.reports_dir, base_url),
     )
 
 

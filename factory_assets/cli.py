@@ -25,6 +25,7 @@ import pandas as pd
 
 from factory_assets import deployment
 from factory_assets.core.car.external import load_external_mapping
+from factory_assets.core.clock import utc_now
 from factory_assets.core.names import Table
 from factory_assets.core.paths import REPO_ROOT, FactoryPaths
 from factory_assets.core.release.interventions import (
@@ -33,6 +34,7 @@ from factory_assets.core.release.interventions import (
     override_release,
     withdraw_release,
 )
+from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.stage import StageContext
 from factory_assets.core.status.grid import format_status_table
 from factory_assets.core.warehouse import Warehouse
@@ -362,6 +364,60 @@ def _add_operator_commands(sub: argparse._SubParsersAction) -> None:
         command.set_defaults(func=lambda args, action=action: _operator_action(args, action))
 
 
+def api_key(args: argparse.Namespace) -> None:
+    """Create a scoring-API key (printed once; only its salted hash is stored) or list the stored ones."""
+    from serving.keys import KeyFileError, add_key, read_keys
+
+    current = deployment.current()
+    path = current.api_keys_file
+    if args.action == "create":
+        try:
+            key, entry = add_key(path, args.name, args.market or [], utc_now())
+        except KeyFileError as exc:
+            raise SystemExit(f"factory api-key create: {exc}") from exc
+        print(f"API key {entry.key_id} ({entry.name}), reads {entry.scope}; stored hashed in {path}")
+        print("Shown once, keep it now (send it as the X-API-Key header):")
+        print(key)
+        return
+    keys = read_keys(path)
+    for entry in keys.values():
+        print(f"{entry.key_id}  {entry.name}  reads {entry.scope}  created {entry.created_at}")
+    if not keys:
+        print(f"No API key yet in {path}: every data request will get 401.")
+    print("Create a key: python -m factory_assets.cli api-key create --name <who> [--market <market> ...]")
+    if current.settings.api.reports_public:
+        print("Report pages under /reports/ open without a key (api.reports_public in config/factory.yaml).")
+
+
+def restore_reference(args: argparse.Namespace) -> None:
+    """Write a lost or damaged `.reference.parquet` of a cell's release in force again, and say how."""
+    from factory_assets.core.release.recovery import ReferenceRecoveryError, restore_reference
+
+    paths = _paths()
+    try:
+        outcome = restore_reference(
+            ReleaseStore(paths.releases), Warehouse(paths.warehouse), args.market, args.model
+        )
+    except ReferenceRecoveryError as exc:
+        raise SystemExit(f"factory restore-reference: {exc}") from exc
+    print(f"{args.market}/{args.model}: {outcome}")
+
+
+def _add_recovery_commands(sub: argparse._SubParsersAction) -> None:
+    """`api-key` and `restore-reference`."""
+    keys = sub.add_parser("api-key", help="create or list the scoring API's keys (stored hashed)")
+    keys.add_argument("action", choices=["create", "list"])
+    keys.add_argument("--name", default="", help="who or what uses the key (create)")
+    keys.add_argument("--market", action="append", help="limit the key to this market (repeatable)")
+    keys.set_defaults(func=api_key)
+    restore = sub.add_parser(
+        "restore-reference", help="rewrite a lost .reference.parquet of a cell's release in force"
+    )
+    restore.add_argument("--market", required=True)
+    restore.add_argument("--model", required=True)
+    restore.set_defaults(func=restore_reference)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -394,6 +450,7 @@ def main(argv: list[str] | None = None) -> None:
     status = sub.add_parser("status", help="print the status grid")
     status.set_defaults(func=lambda _: print_status(_paths()))
     _add_operator_commands(sub)
+    _add_recovery_commands(sub)
     args = parser.parse_args(argv)
     if args.project is not None:
         # The environment, not an argument: the daemon and its code server inherit it.

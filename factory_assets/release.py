@@ -10,6 +10,8 @@ reason. The checks report the same rules per cell (failing cells named in their 
 scores asset's check history shows them too.
 """
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -20,10 +22,10 @@ from factory_assets.core.model.store import ModelStore
 from factory_assets.core.names import Stage
 from factory_assets.core.release.gate import ReleaseOutcome, evaluate_cell, release_cell
 from factory_assets.core.release.score_checks import RULES, RuleResult
-from factory_assets.core.release.store import ReleaseStore, write_atomic
+from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.status.grid import build_status, format_status_table, store_status
-from factory_assets.core.status.html import render_status_html
+from factory_assets.core.status.reports import write_reports
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.partitions import Cell, cell_partitions, cells_of, markets_partitions
 from factory_assets.specs_registry import DEPLOYMENT, SPECS
@@ -221,7 +223,11 @@ def data_checker_2(
 
 @dg.asset(group_name="release", deps=[released_scores], kinds={"duckdb", "html"})
 def factory_status(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStoreResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    reports: ReportStoreResource,
+    release_store: ReleaseStoreResource,
+    model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
     """The market x model grid the analyst opens first, worst cells first.
 
@@ -229,7 +235,10 @@ def factory_status(
     age in days, test AUC), drift share, the last decision and its reason, the release in force and
     its state (released, released under override, held back, withdrawn: who and why), and "stale
     since <date>" when the live release is older than the spec's `max_release_age_days`. Stored as
-    `ops.factory_status` and written as the static page `reports/status.html`.
+    `ops.factory_status` and written as the static page `reports/status.html`, which links a model
+    card per released cell (`reports/cards/<market>/<model>.html`: metrics, gains, lift, calibration,
+    score distribution, realised AUC, drift, decisions, importance) and its drift report; the scoring
+    service serves them under `/reports/` (the links below use the deployment's `api.base_url`).
     """
     wh = warehouse.get()
     markets = context.instance.get_dynamic_partitions(markets_partitions.name)
@@ -237,8 +246,12 @@ def factory_status(
     stale_after = {name: spec.score_checks.max_release_age_days for name, spec in SPECS.items()}
     grid = build_status(wh, markets, sorted(SPECS), now, stale_after)
     store_status(wh, grid, context.run_id)
-    page = reports.path_for("status.html")
-    write_atomic(page, render_status_html(grid, now).encode("utf-8"))
+    reports_dir = Path(reports.root)
+    written = write_reports(wh, release_store.get(), model_store.get(), SPECS, grid, reports_dir, now)
+
+    def url(path: Path) -> str:
+        return DEPLOYMENT.report_url(path, reports_dir) or str(path)
+
     counts = grid["health"].value_counts()
     return dg.MaterializeResult(
         metadata={
@@ -247,7 +260,11 @@ def factory_status(
             "attention": int(counts.get("attention", 0)),
             "ok": int(counts.get("ok", 0)),
             "grid": dg.MetadataValue.md(format_status_table(grid, tablefmt="github")),
-            "status_page": dg.MetadataValue.path(str(page)),
+            "status_page": dg.MetadataValue.url(url(written["status"])),
+            "model_cards": _md(
+                [{"cell": cell, "card": url(path)} for cell, path in written.items() if cell != "status"]
+                or [{"cell": "none", "card": "no cell released yet"}]
+            ),
         }
     )
 

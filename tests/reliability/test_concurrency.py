@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.api_keys import make_keys
 from support.reliability import MARKET, MODEL, cached_clean_build, comparable_release_state, demo_config
 
 from factory_assets.core.model import registry
@@ -38,7 +39,10 @@ class ApiLoad(threading.Thread):
 
     def __init__(self, releases: Path) -> None:
         super().__init__(daemon=True)
-        self.client = TestClient(create_app(releases), raise_server_exceptions=False)
+        keys = make_keys(releases.parent)
+        self.client = TestClient(
+            create_app(releases, keys.file), raise_server_exceptions=False, headers=keys.headers
+        )
         self.stop = threading.Event()
         self.statuses: dict[int, int] = {}
         self.errors: list[str] = []

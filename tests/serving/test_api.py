@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from support.api_keys import TestKeys, make_keys
 
 from factory_assets.core.release import reader as release_reader
 from factory_assets.core.release.publish import publish
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.specs import OutputSpec
-from serving.api import MAX_TOP, Score, TopScores, create_app, default_releases_root
+from serving.api import KEY_HEADER, MAX_TOP, Score, TopScores, create_app, default_releases_root
 
 NOW = dt.datetime(2026, 11, 2, 8, 30)
 N = 60
@@ -51,19 +52,25 @@ def store(tmp_path: Path) -> ReleaseStore:
 
 
 @pytest.fixture
-def client(store: ReleaseStore) -> Iterator[httpx.Client]:
+def keys(tmp_path: Path) -> TestKeys:
+    return make_keys(tmp_path / "deployment")
+
+
+@pytest.fixture
+def client(store: ReleaseStore, keys: TestKeys) -> Iterator[httpx.Client]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(store.root), log_level="warning", lifespan="off"))
+    app = create_app(store.root, keys.file)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=keys.headers) as http:
         yield http
     server.should_exit = True
     thread.join(timeout=10)
@@ -224,6 +231,122 @@ def test_the_reader_loads_each_release_once_and_forgets_replaced_ones(store, mon
 
     assert loads == [first.manifest.release_id, new.release_id]
     assert second.manifest.release_id == new.release_id
-    assert set(reader._releases) == {new.release_id}, "the replaced release is no longer held"
+    assert {key[0] for key in reader._releases} == {new.release_id}, "the replaced release is no longer held"
     with pytest.raises(release_reader.UnknownCellError):
         reader.get("uk", "../etc")
+
+
+# ---- API keys -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/cells", "/scores/uk/churn/top", "/scores/uk/churn/C-001", "/scores/de/addon_kids/C-001"],
+)
+def test_no_key_or_a_wrong_key_gets_401_naming_the_header(client, keys, path):
+    wrong = keys.every_market[:-4] + "AAAA"
+    for headers in ({KEY_HEADER: ""}, {KEY_HEADER: wrong}, {KEY_HEADER: "not-a-key"}):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 401, (path, headers, response.text)
+        assert KEY_HEADER in response.json()["detail"] and "api-key create" in response.json()["detail"]
+        assert response.headers["www-authenticate"] == "ApiKey"
+
+
+def test_a_scoped_key_reads_its_markets_and_gets_403_elsewhere(client, keys):
+    scoped = keys.scoped_headers()
+    assert client.get("/scores/uk/churn/C-001", headers=scoped).status_code == 200
+    assert client.get("/scores/uk/churn/top", headers=scoped).status_code == 200
+    outside = client.get("/scores/de/addon_kids/C-001", headers=scoped)
+    assert outside.status_code == 403 and "'de'" in outside.json()["detail"]
+    assert client.get("/scores/de/addon_kids/top", headers=scoped).status_code == 403
+    cells = {(c["market"], c["model"]) for c in client.get("/cells", headers=scoped).json()}
+    assert cells == {("uk", "churn"), ("uk", "downgrade_tier")}, "a scoped key lists only its markets"
+
+
+def test_keys_are_stored_only_as_salted_hashes_and_a_new_key_works_without_a_restart(client, keys):
+    stored = keys.file.read_text(encoding="utf-8")
+    assert keys.every_market not in stored and keys.every_market.split("_")[2] not in stored
+    assert "sha256" in stored and "salt" in stored
+    from serving.keys import add_key
+
+    late, _ = add_key(keys.file, "late", ["de"], NOW)
+    assert client.get("/scores/de/addon_kids/C-001", headers={KEY_HEADER: late}).status_code == 200
+
+
+def test_health_and_docs_need_no_key_and_the_openapi_document_names_the_scheme(client):
+    bare = {KEY_HEADER: ""}
+    assert client.get("/health", headers=bare).status_code == 200
+    assert client.get("/docs", headers=bare).status_code == 200
+    document = client.get("/openapi.json", headers=bare).json()
+    scheme = document["components"]["securitySchemes"]["ApiKey"]
+    assert scheme == {**scheme, "type": "apiKey", "in": "header", "name": KEY_HEADER}
+    top = document["paths"]["/scores/{market}/{model}/top"]["get"]
+    assert top["security"] == [{"ApiKey": []}] and {"401", "403"} <= set(top["responses"])
+
+
+def test_a_release_file_deleted_under_the_running_service_stops_being_served(client, store):
+    assert client.get("/scores/uk/churn/C-001").status_code == 200, "loaded into memory first"
+    manifest = store.read_manifest("uk", "churn")
+    path = store.cell_dir("uk", "churn") / manifest.file
+    kept = path.read_bytes()
+    path.unlink()
+
+    gone = client.get("/scores/uk/churn/C-001")
+    cells = {(c["market"], c["model"]): c for c in client.get("/cells").json()}
+    assert gone.status_code == 503 and "missing" in gone.json()["detail"], gone.text
+    assert not cells[("uk", "churn")]["available"] and "missing" in cells[("uk", "churn")]["error"]
+
+    path.write_bytes(kept[:-1] + bytes([kept[-1] ^ 1]))
+    cells = {(c["market"], c["model"]): c for c in client.get("/cells").json()}
+    assert not cells[("uk", "churn")]["available"] and "corrupt" in cells[("uk", "churn")]["error"]
+
+    path.write_bytes(kept)
+    assert client.get("/scores/uk/churn/C-001").status_code == 200, "the restored file is served again"
+
+
+# ---- reports ----------------------------------------------------------------------------------------
+
+
+def _reports(tmp_path: Path) -> Path:
+    root = tmp_path / "reports"
+    for name, text in {
+        "status.html": "<h1>status</h1>",
+        "cards/uk/churn.html": "<h1>card uk</h1>",
+        "cards/de/addon_kids.html": "<h1>card de</h1>",
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("outside", encoding="utf-8")
+    return root
+
+
+def test_reports_need_a_key_unless_public_and_never_leave_their_folder(tmp_path, store, keys):
+    from fastapi.testclient import TestClient
+
+    root = _reports(tmp_path)
+    guarded = TestClient(create_app(store.root, keys.file, root))
+    assert guarded.get("/reports/status.html").status_code == 401
+    page = guarded.get("/reports/status.html", headers=keys.headers)
+    assert (
+        page.status_code == 200
+        and "status" in page.text
+        and page.headers["content-type"].startswith("text/html")
+    )
+    assert guarded.get("/reports/", headers=keys.headers).text == page.text, "/reports/ is the status page"
+    scoped = keys.scoped_headers()
+    assert guarded.get("/reports/cards/uk/churn.html", headers=scoped).status_code == 200
+    assert guarded.get("/reports/cards/de/addon_kids.html", headers=scoped).status_code == 403
+    assert guarded.get("/reports/status.html", headers=scoped).status_code == 403, (
+        "the grid shows every market"
+    )
+
+    public = TestClient(create_app(store.root, keys.file, root, reports_public=True))
+    assert public.get("/reports/cards/de/addon_kids.html").status_code == 200
+    assert public.get("/scores/uk/churn/C-001").status_code == 401, "public reports, never public scores"
+    for path in [
+        "/reports/../secret.txt",
+        "/reports/%2e%2e/secret.txt",
+        "/reports/cards/",
+        "/reports/nope.html",
+    ]:
+        assert public.get(path).status_code == 404, path

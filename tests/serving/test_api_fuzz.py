@@ -6,6 +6,10 @@ generates requests from the app's own OpenAPI document (seeded and bounded: `der
 `max_examples`); a second, Hypothesis-driven test aims its requests at the real cells, real and
 hostile customer ids and out-of-range parameters, which random path strings rarely reach. The only
 5xx allowed is 503 for the two broken cells (documented: "503 for that cell only").
+
+Requests carry a valid key (every market), a key scoped to `uk`, a wrong key or none, so the fuzzing
+reaches both the data behind the key check and the key check itself; the report pages are served
+from a small reports folder.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.api_keys import make_keys
 
 from factory_assets.core.release.publish import publish
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.specs import OutputSpec
-from serving.api import create_app
+from serving.api import KEY_HEADER, create_app
 
 GOOD_CELLS = {("uk", "churn"): "both", ("uk", "addon_kids"): "probability", ("de", "churn"): "percentile"}
 BROKEN_CELLS = {("de", "addon_kids"): "corrupt_file", ("it", "churn"): "bad_manifest"}
@@ -72,8 +77,17 @@ def releases_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app(releases_root):
-    return create_app(releases_root)
+def keys(tmp_path_factory):
+    return make_keys(tmp_path_factory.mktemp("api_fuzz_deployment"))
+
+
+@pytest.fixture(scope="module")
+def app(releases_root, keys):
+    reports = releases_root.parent / "reports"
+    (reports / "cards" / "uk").mkdir(parents=True)
+    (reports / "status.html").write_text("<h1>status</h1>", encoding="utf-8")
+    (reports / "cards" / "uk" / "churn.html").write_text("<h1>card</h1>", encoding="utf-8")
+    return create_app(releases_root, keys.file, reports)
 
 
 def _allowed(path: str, status: int) -> bool:
@@ -84,13 +98,16 @@ def _allowed(path: str, status: int) -> bool:
 
 
 # The OpenAPI document does not depend on the releases root; the requests go to the fixture's app.
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Path("/nonexistent-releases-root")))
+_NOWHERE = Path("/nonexistent-releases-root")
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_app(_NOWHERE, _NOWHERE / "keys.yaml", _NOWHERE)
+)
 
 
 @schema.parametrize()
 @SETTINGS
-def test_no_generated_request_gets_a_server_error(case, app):
-    response = case.call(app=app)
+def test_no_generated_request_gets_a_server_error(case, app, keys):
+    response = case.call(app=app, headers=keys.headers)
     assert _allowed(case.formatted_path, response.status_code), (
         f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}: {response.text[:300]}"
     )
@@ -116,18 +133,39 @@ QUERY = st.fixed_dictionaries(
 )
 
 
-@given(market=MARKETS, model=MODELS, customer=IDS, query=QUERY)
+KEY_CHOICES = st.sampled_from(["every", "scoped", "wrong", "none"])
+REPORT_PATHS = st.sampled_from(
+    ["status.html", "", "cards/uk/churn.html", "../x", "cards/de/a.html"]
+) | st.text(max_size=40)
+
+
+def _headers(keys, choice: str) -> dict[str, str]:
+    values = {"every": keys.every_market, "scoped": keys.scoped, "wrong": keys.every_market[:-3] + "xyz"}
+    return {KEY_HEADER: values[choice]} if choice in values else {}
+
+
+@given(market=MARKETS, model=MODELS, customer=IDS, query=QUERY, key=KEY_CHOICES, report=REPORT_PATHS)
 @SETTINGS
-def test_targeted_requests_on_real_cells_get_no_server_error(app, market, model, customer, query):
-    with TestClient(app, raise_server_exceptions=False) as client:
+def test_targeted_requests_on_real_cells_get_no_server_error(
+    app, keys, market, model, customer, query, key, report
+):
+    with TestClient(app, raise_server_exceptions=False, headers=_headers(keys, key)) as client:
         market, model, customer = (quote(part, safe="") for part in (market, model, customer))
-        for path in (f"/scores/{market}/{model}/top", f"/scores/{market}/{model}/{customer}", "/cells"):
+        report = quote(report, safe="/")
+        for path in (
+            f"/scores/{market}/{model}/top",
+            f"/scores/{market}/{model}/{customer}",
+            "/cells",
+            f"/reports/{report}",
+        ):
             response = client.get(path, params=query)
             assert _allowed(path, response.status_code), f"GET {path} {query} -> {response.status_code}"
+            if key in ("wrong", "none") and not path.startswith("/health"):
+                assert response.status_code in (401, 404, 422), f"GET {path} without a valid key"
 
 
-def test_broken_cells_answer_503_naming_the_cause_and_good_cells_still_serve(app):
-    with TestClient(app, raise_server_exceptions=False) as client:
+def test_broken_cells_answer_503_naming_the_cause_and_good_cells_still_serve(app, keys):
+    with TestClient(app, raise_server_exceptions=False, headers=keys.headers) as client:
         corrupt = client.get("/scores/de/addon_kids/top")
         bad_manifest = client.get("/scores/it/churn/top")
         good = client.get("/scores/uk/churn/top", params={"n": 5})

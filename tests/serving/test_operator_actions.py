@@ -11,6 +11,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from support.api_keys import make_keys
 from support.release_cell import JULY, JUNE, MARKET, MODEL, SPEC, V1, month, new_cell, probabilities
 
 from factory_assets.core.paths import FactoryPaths
@@ -41,6 +42,12 @@ def held(paths: FactoryPaths, warehouse: Warehouse) -> tuple[StageContext, str, 
     return ctx, june.release_id, july.release_id
 
 
+def api_client(ctx: StageContext) -> TestClient:
+    """A client of the API over the cell's releases, sending a valid key."""
+    keys = make_keys(ctx.releases_dir.parent / "deployment")
+    return TestClient(create_app(ctx.releases_dir, keys.file), headers=keys.headers)
+
+
 def served(client: TestClient) -> str | None:
     response = client.get(f"/scores/{MARKET}/{MODEL}/top", params={"n": 1})
     return response.json()["release_id"] if response.status_code == 200 else None
@@ -53,7 +60,7 @@ def grid_row(ctx: StageContext, max_age: int = 62):
 
 def test_an_override_publishes_the_held_back_scores_and_records_who_why_and_what_it_overrode(held):
     ctx, june_id, attempt = held
-    client = TestClient(create_app(ctx.releases_dir))
+    client = api_client(ctx)
     assert served(client) == june_id
 
     outcome = override_release(ctx, SPEC, Request(MARKET, MODEL, "ana", "drift confirmed by CRM"), attempt)
@@ -75,7 +82,7 @@ def test_an_override_publishes_the_held_back_scores_and_records_who_why_and_what
 
 def test_a_withdrawal_serves_the_previous_release_is_recorded_and_is_not_undone_by_the_next_run(held):
     ctx, june_id, attempt = held
-    client = TestClient(create_app(ctx.releases_dir))
+    client = api_client(ctx)
     override = override_release(ctx, SPEC, Request(MARKET, MODEL, "ana", "drift confirmed"), attempt)
     july_id = override.record.release_id
     assert served(client) == july_id
@@ -101,7 +108,7 @@ def test_a_withdrawal_serves_the_previous_release_is_recorded_and_is_not_undone_
 def test_withdrawing_the_only_release_leaves_nothing_served(paths: FactoryPaths, warehouse: Warehouse):
     ctx = new_cell(paths, warehouse)
     june = month(ctx, JUNE, V1, probabilities(1, *V1["shape"]))
-    client = TestClient(create_app(ctx.releases_dir))
+    client = api_client(ctx)
     assert served(client) == june.release_id
 
     outcome = withdraw_release(ctx, Request(MARKET, MODEL, "bo", "bad feed"))

@@ -59,7 +59,8 @@ def prospective_release_id(market: str, model: str, scores: pd.DataFrame, output
     return release_id_for(market, model, output.format, release_frame(scores, output.format))
 
 
-def _reference_frame(scores: pd.DataFrame) -> pd.DataFrame:
+def reference_frame(scores: pd.DataFrame) -> pd.DataFrame:
+    """customer_id and natural probability of released scores, by customer_id: the reference file."""
     frame = scores[["customer_id", "probability"]].astype({"probability": "float64"})
     return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
 
@@ -88,9 +89,7 @@ def publish(
     folder = store.cell_dir(market, model)
     names = {"file": f"{release_id}.parquet", "reference": f"{release_id}.reference.parquet"}
     sha = store.write_immutable(folder / names["file"], parquet_bytes(frame))
-    reference_sha = store.write_immutable(
-        folder / names["reference"], parquet_bytes(_reference_frame(scores))
-    )
+    reference_sha = store.write_immutable(folder / names["reference"], parquet_bytes(reference_frame(scores)))
     csv_name, csv_sha = None, None
     if output.csv:
         csv_name = f"{release_id}.csv"

@@ -1,7 +1,9 @@
 """Read-side of the release store for the HTTP API: released scores cached in memory per release id.
 
-Each lookup stats the cell's manifest (inode, mtime, size): a changed manifest is re-read, and a new
-release id loads its file once; otherwise a lookup is a dict hit. A release is verified against the
+Each lookup stats the cell's manifest and the release file it names (inode, mtime, size): a changed
+manifest is re-read, a new release id loads its file once, and a release file deleted, replaced or
+touched under a running service is loaded and verified again (so it stops being served the moment it
+no longer matches its manifest); otherwise a lookup is a dict hit. A release is verified against the
 manifest's sha256 when it is loaded; a corrupt or missing file makes that cell unavailable (with the
 reason) while every other cell keeps answering. Nothing here opens the warehouse.
 """
@@ -115,11 +117,32 @@ def load_release(store: ReleaseStore, manifest: ReleaseManifest) -> LoadedReleas
     return LoadedRelease(manifest, ids, columns, index, order)
 
 
+Signature = tuple[int, int, int]
+
+
+def _stat(path: Path) -> Signature | None:
+    """(inode, mtime, size) of `path`, or None when it does not exist."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
 @dataclass
 class _CellState:
-    signature: tuple[int, int, int]
+    signature: Signature
     release: LoadedRelease | None
     error: str | None
+    file: Path | None = None
+    """The release file the manifest names (None when the manifest could not be read)."""
+    file_signature: Signature | None = None
+
+    def current(self, signature: Signature) -> bool:
+        """True while neither the manifest nor the release file it names changed on disk."""
+        if self.signature != signature:
+            return False
+        return self.file is None or _stat(self.file) == self.file_signature
 
 
 class ReleaseReader:
@@ -128,17 +151,16 @@ class ReleaseReader:
     def __init__(self, root: Path) -> None:
         self.store = ReleaseStore(Path(root))
         self._cells: dict[tuple[str, str], _CellState] = {}
-        self._releases: dict[str, LoadedRelease] = {}
+        self._releases: dict[tuple[str, Signature | None], LoadedRelease] = {}
         self._lock = threading.Lock()
 
-    def _signature(self, market: str, model: str) -> tuple[int, int, int]:
+    def _signature(self, market: str, model: str) -> Signature:
         if not (KEY_PATTERN.match(market) and KEY_PATTERN.match(model)):
             raise UnknownCellError(f"no release for {market}/{model}: not a valid market or model key")
-        try:
-            stat = os.stat(self.store.manifest_path(market, model))
-        except FileNotFoundError as exc:
-            raise UnknownCellError(f"no release for {market}/{model}") from exc
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+        signature = _stat(self.store.manifest_path(market, model))
+        if signature is None:
+            raise UnknownCellError(f"no release for {market}/{model}")
+        return signature
 
     def cached(self, market: str, model: str) -> LoadedRelease | None:
         """The release in force if it is already in memory (no file is read), else None.
@@ -146,7 +168,7 @@ class ReleaseReader:
         Cheap enough for an event loop: one stat of the manifest and a dict lookup.
         """
         state = self._cells.get((market, model))
-        if state is None or state.signature != self._signature(market, model):
+        if state is None or not state.current(self._signature(market, model)):
             return None
         if state.release is None:
             raise ReleaseUnavailableError(state.error)
@@ -156,35 +178,44 @@ class ReleaseReader:
         """The release in force for the cell; raises `UnknownCellError` or `ReleaseUnavailableError`."""
         signature = self._signature(market, model)
         state = self._cells.get((market, model))
-        if state is None or state.signature != signature:
+        if state is None or not state.current(signature):
             with self._lock:
                 state = self._cells.get((market, model))
-                if state is None or state.signature != signature:
+                if state is None or not state.current(signature):
                     state = self._refresh(market, model, signature)
         if state.release is None:
             raise ReleaseUnavailableError(state.error)
         return state.release
 
-    def _refresh(self, market: str, model: str, signature: tuple[int, int, int]) -> _CellState:
+    def _refresh(self, market: str, model: str, signature: Signature) -> _CellState:
+        file, file_signature = None, None
         try:
             manifest = self.store.read_manifest(market, model)
             if manifest is None:
                 raise UnknownCellError(f"no release for {market}/{model}")
-            release = self._releases.get(manifest.release_id)
+            file = self.store.cell_dir(market, model) / manifest.file
+            file_signature = _stat(file)
+            key = (manifest.release_id, file_signature)
+            release = self._releases.get(key)
             if release is None:
                 release = load_release(self.store, manifest)
-                self._releases[manifest.release_id] = release
-            state = _CellState(signature, release, None)
+                self._releases[key] = release
+            state = _CellState(signature, release, None, file, file_signature)
         except ReleaseStoreError as exc:
-            state = _CellState(signature, None, f"release of {market}/{model} unavailable: {exc}")
+            error = f"release of {market}/{model} unavailable: {exc}"
+            state = _CellState(signature, None, error, file, file_signature)
         self._cells[(market, model)] = state
         self._forget_unused()
         return state
 
     def _forget_unused(self) -> None:
-        in_use = {s.release.manifest.release_id for s in self._cells.values() if s.release is not None}
-        for release_id in [r for r in self._releases if r not in in_use]:
-            del self._releases[release_id]
+        in_use = {
+            (s.release.manifest.release_id, s.file_signature)
+            for s in self._cells.values()
+            if s.release is not None
+        }
+        for key in [k for k in self._releases if k not in in_use]:
+            del self._releases[key]
 
     def cells(self) -> list[tuple[str, str]]:
         """Every cell with a manifest."""
