@@ -46,19 +46,29 @@ def test_defaults_are_filled_and_documented(tmp_path):
 def test_flag_values_are_compared_as_strings(tmp_path):
     text = "target: {kind: movement, product: addon_kids, from: [0], to: [1]}"
     spec = load_spec(write(tmp_path, "kids", text))
-    assert spec.target.from_ == ["0"] and spec.target.to == ["1"]
+    assert spec.target.from_ == ["0"]
+    assert spec.target.to == ["1"]
 
 
 @pytest.mark.parametrize(
     ("text", "field", "reason"),
     [
-        ("target: {kind: movement, product: base_tier, from: [basic], to: [premium], horizn: 1}",
-         "target.movement.horizn", "Extra inputs are not permitted"),
-        ("target: {kind: movement, product: base_tier, from: [basic], to: [premium], horizon: 0}",
-         "target.movement.horizon", "greater than or equal to 1"),
+        (
+            "target: {kind: movement, product: base_tier, from: [basic], to: [premium], horizn: 1}",
+            "target.movement.horizn",
+            "Extra inputs are not permitted",
+        ),
+        (
+            "target: {kind: movement, product: base_tier, from: [basic], to: [premium], horizon: 0}",
+            "target.movement.horizon",
+            "greater than or equal to 1",
+        ),
         ("target: {kind: guess, column: x}", "target", "tag 'guess'"),
-        ("target: {kind: movement, product: base_tier, from: [basic], to: [basic]}",
-         "target.movement", "no movement"),
+        (
+            "target: {kind: movement, product: base_tier, from: [basic], to: [basic]}",
+            "target.movement",
+            "no movement",
+        ),
         (VALID + "sampling: {validation_share: 0.9}", "sampling.validation_share", "less than 0.5"),
         (VALID + "model: {depth: deep}", "model.depth", "valid integer"),
         (VALID + "output: {format: pdf}", "output.format", "'probability', 'percentile' or 'both'"),

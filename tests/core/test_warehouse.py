@@ -173,7 +173,8 @@ def test_a_partly_read_result_does_not_block_the_next_call_in_a_session(warehous
     with warehouse.session():
         first = warehouse.execute(lambda con: con.execute("select * from range(5)").fetchone())
         warehouse.replace_partition("t.x", frame([1], "2024-01-01"), {"snapshot_date": "2024-01-01"}, "r1")
-        assert first == (0,) and warehouse.query("select value from t.x")["value"].tolist() == [1]
+        assert first == (0,)
+        assert warehouse.query("select value from t.x")["value"].tolist() == [1]
 
 
 def test_renew_session_replaces_the_connection_and_a_failed_release_is_recovered(warehouse):

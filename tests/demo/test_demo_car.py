@@ -119,7 +119,8 @@ def test_customers_persist_with_stable_ids_while_some_churn_and_some_join(uk: li
         b = before.set_index("customer_id").loc[sorted(stayed)]
         a = after.set_index("customer_id").loc[sorted(stayed)]
         assert (a["tenure_months"] == b["tenure_months"] + 1).all()
-        assert (a["gender"] == b["gender"]).all() and (a["region"] == b["region"]).all()
+        assert (a["gender"] == b["gender"]).all()
+        assert (a["region"] == b["region"]).all()
         assert (after.set_index("customer_id").loc[sorted(joined), "tenure_months"] == 0).all()
     first_ids = set(uk[0]["customer_id"])
     newest_at_start = max(int(cid[2:]) for cid in first_ids)
@@ -260,7 +261,8 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def test_every_fault_kind_is_documented() -> None:
-    assert len(FAULT_KINDS) == 13 and all(FAULT_KINDS.values())
+    assert len(FAULT_KINDS) == 13
+    assert all(FAULT_KINDS.values())
 
 
 @pytest.mark.parametrize("kind", CONTRACT_FAULTS)
@@ -276,10 +278,12 @@ def test_contract_faults_break_the_stated_column(tmp_path: Path, good: pd.DataFr
         return _read(write_faulty_file(kind, tmp_path / kind, "fr", SNAPSHOT, base=good))
 
     assert "arpu" not in broken("missing_column")
-    assert "viewing_hrs" in broken("renamed_column") and "viewing_hours" not in broken("renamed_column")
+    assert "viewing_hrs" in broken("renamed_column")
+    assert "viewing_hours" not in broken("renamed_column")
     assert broken("wrong_type")["sessions"].isin(["unknown", "n/a"]).any()
     assert broken("duplicate_keys").duplicated(["customer_id", "snapshot_date"]).sum() == 20
-    assert len(broken("empty")) == 0 and list(broken("empty").columns) == list(good.columns)
+    assert len(broken("empty")) == 0
+    assert list(broken("empty").columns) == list(good.columns)
     assert (broken("negative_counts")["support_calls"] < 0).sum() == 12
     assert (pd.to_datetime(broken("future_date")["snapshot_date"]).dt.date > dt.date.today()).all()
 
@@ -289,11 +293,13 @@ def test_unreadable_faults_cannot_be_read(tmp_path: Path, good: pd.DataFrame) ->
     with pytest.raises(pa.ArrowInvalid):
         pd.read_parquet(truncated)
     encoded = write_faulty_file("bad_encoding_csv", tmp_path, "fr", SNAPSHOT, base=good)
-    assert encoded.suffix == ".csv" and "münchen".encode("latin-1") in encoded.read_bytes()
+    assert encoded.suffix == ".csv"
+    assert "münchen".encode("latin-1") in encoded.read_bytes()
     with pytest.raises(UnicodeDecodeError):
         pd.read_csv(encoded, encoding="utf-8")
     partial = write_faulty_file("half_written", tmp_path, "fr", SNAPSHOT, base=good)
-    assert partial.name == "car_2024-05-01.parquet.part" and not SNAPSHOT_FILE.match(partial.name)
+    assert partial.name == "car_2024-05-01.parquet.part"
+    assert not SNAPSHOT_FILE.match(partial.name)
     with pytest.raises(pa.ArrowInvalid):
         pq.read_table(partial)
 
@@ -313,7 +319,8 @@ def test_faults_without_a_base_generate_a_small_snapshot_deterministically(tmp_p
     second = write_faulty_file("negative_counts", tmp_path / "b", "nl", dt.date(2024, 3, 1), seed=2)
     assert first.read_bytes() == second.read_bytes()
     frame = pd.read_parquet(first)
-    assert len(frame) == 1000 and (frame["support_calls"] < 0).sum() == 30
+    assert len(frame) == 1000
+    assert (frame["support_calls"] < 0).sum() == 30
     assert frame["customer_id"].str.startswith("NL").all()
 
 

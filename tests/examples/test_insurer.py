@@ -59,7 +59,8 @@ def test_the_new_customer_source_ingests_with_its_overlap_check_off(insurer_run)
         'select market, "check", severity, passed, detail from ops.car_check_results'
     )
     overlap = results[results["check"] == "customer_overlap"]
-    assert set(overlap["severity"]) == {"off"} and overlap["passed"].all()
+    assert set(overlap["severity"]) == {"off"}
+    assert overlap["passed"].all()
     gate = Warehouse(deployment.paths.warehouse).query(
         "select market, status from ops.cell_status where stage = 'data_checker_1'"
     )

@@ -291,13 +291,16 @@ def test_faulty_car_is_caught_stops_the_market_and_keeps_the_release(fault, rele
     for word in [*fault.words, *([bad_file.name] if fault.names_file else [])]:
         assert word in detail, f"{fault.name}: '{word}' missing from the check's message: {detail[:600]}"
     gate = cell_status.latest(wh, MARKET, cell_status.MARKET_WIDE, "data_checker_1")
-    assert gate.status == "failed" and fault.check in gate.message
+    assert gate.status == "failed"
+    assert fault.check in gate.message
     # which cells stop: the gate is market-wide, so every model of the market is held at training_frame
     for model in SPECS:
         assert cell_status.upstream_problem(wh, MARKET, model, ["data_checker_1"]), model
     assert not cell.success
     frame = cell_status.latest(wh, MARKET, MODEL, "training_frame")
-    assert frame.status == "skipped" and "data_checker_1" in frame.message and fault.check in frame.message
+    assert frame.status == "skipped"
+    assert "data_checker_1" in frame.message
+    assert fault.check in frame.message
     assert _durable(paths) == before, (
         f"{fault.name}: a release, the ledger, the registry or the scores changed"
     )
@@ -342,7 +345,8 @@ def test_half_written_file_is_ignored_until_complete(released, months, tmp_path)
     with new_instance() as instance:
         assert run_ingest(paths, instance).success
     wh = Warehouse(paths.warehouse)
-    assert part.name.endswith(".part") and _car_rows(paths, NEXT_MONTH) == []
+    assert part.name.endswith(".part")
+    assert _car_rows(paths, NEXT_MONTH) == []
     assert _failed_checks(wh).empty
     assert cell_status.latest(wh, MARKET, cell_status.MARKET_WIDE, "data_checker_1").status == "ok"
     assert _durable(paths) == before

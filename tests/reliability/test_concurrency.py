@@ -127,7 +127,8 @@ def test_the_second_market_release_is_complete_and_carries_its_lineage(concurren
     champion = registry.current_champion(wh, OTHER, MODEL)
     scores = wh.query("select customer_id from scores.scores where market = ? and model = ?", [OTHER, MODEL])
     assert set(frame["model_version"]) == {champion.version}
-    assert frame["customer_id"].is_unique and set(frame["customer_id"]) == set(scores["customer_id"])
+    assert frame["customer_id"].is_unique
+    assert set(frame["customer_id"]) == set(scores["customer_id"])
     assert frame["customer_id"].str.startswith("RC").all()
     ledger = wh.query(
         "select market, status from release.releases where release_id = ?", [manifest.release_id]

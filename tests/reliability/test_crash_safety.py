@@ -153,7 +153,8 @@ def test_kill_inside_model_registration_leaves_no_registry_row(crash_chain):
     state = crash_chain["after"]["registry-insert"]
     assert state["car_snapshots"] == 9 and state["car_rows"] > 0, "the second run ingested every snapshot"
     assert state["models"] == 0, "the killed registration must not be visible"
-    assert state["decisions"] == 0 and state["manifest"] is None
+    assert state["decisions"] == 0
+    assert state["manifest"] is None
     assert len(state["artefacts"]) == 1, "the artefact was saved (content-addressed) before registration"
 
 

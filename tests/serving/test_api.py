@@ -98,7 +98,8 @@ def test_health_docs_and_cells(client, store):
     assert set(cells) == {("uk", "churn"), ("uk", "downgrade_tier"), ("de", "addon_kids")}
     churn = cells[("uk", "churn")]
     manifest = store.read_manifest("uk", "churn")
-    assert churn["available"] and churn["release_id"] == manifest.release_id
+    assert churn["available"]
+    assert churn["release_id"] == manifest.release_id
     assert (churn["rows"], churn["output_format"], churn["snapshot_date"]) == (N, "both", "2026-10-31")
 
 
@@ -110,7 +111,8 @@ def test_every_customer_value_equals_the_release_file(client, store):
             assert body["customer_id"] == customer_id
             assert body["release_id"] == expected["release_id"]
             assert body["decile"] == expected["decile"]
-            assert body["snapshot_date"] == "2026-10-31" and body["model_version"] == "v1"
+            assert body["snapshot_date"] == "2026-10-31"
+            assert body["model_version"] == "v1"
             for field in ("probability", "percentile"):
                 if field in rows.columns:
                     assert body[field] == pytest.approx(expected[field], abs=0), (model, field)
@@ -122,7 +124,8 @@ def test_top_n_by_each_published_score(client, store):
     rows = release_rows(store, "uk", "churn").reset_index()
     body = client.get("/scores/uk/churn/top", params={"n": 5, "by": "probability"}).json()
     expected = rows.sort_values(["probability", "customer_id"], ascending=[False, True]).head(5)
-    assert body["n"] == 5 and body["by"] == "probability"
+    assert body["n"] == 5
+    assert body["by"] == "probability"
     assert [s["customer_id"] for s in body["scores"]] == list(expected["customer_id"])
 
     default = client.get("/scores/uk/downgrade_tier/top").json()
@@ -141,7 +144,8 @@ def test_rendered_bodies_are_what_the_response_models_would_give(client, store):
     smaller = client.get("/scores/uk/churn/top", params={"n": 3, "by": "percentile"}).json()
     assert smaller["scores"] == top.json()["scores"][:3], "rows rendered for n=7 are reused for n=3"
     larger = client.get("/scores/uk/churn/top", params={"n": 9, "by": "percentile"}).json()
-    assert larger["scores"][:7] == top.json()["scores"] and larger["n"] == 9
+    assert larger["scores"][:7] == top.json()["scores"]
+    assert larger["n"] == 9
     one = client.get(f"/scores/de/addon_kids/{release_rows(store, 'de', 'addon_kids').index[0]}")
     assert one.json() == Score.model_validate_json(one.text).model_dump(exclude_none=True)
 
@@ -176,8 +180,10 @@ def test_a_new_release_is_served_without_a_restart(client, store):
     )
     second = client.get("/scores/uk/churn/C-007").json()
 
-    assert created and first["release_id"] != manifest.release_id
-    assert second["release_id"] == manifest.release_id and second["model_version"] == "v2"
+    assert created
+    assert first["release_id"] != manifest.release_id
+    assert second["release_id"] == manifest.release_id
+    assert second["model_version"] == "v2"
     assert second["probability"] == pytest.approx(
         release_rows(store, "uk", "churn").loc["C-007", "probability"]
     )
@@ -191,11 +197,13 @@ def test_a_corrupt_release_file_gives_503_for_that_cell_only(client, store):
 
     broken = client.get("/scores/uk/churn/C-001")
     assert broken.status_code == 503
-    assert "uk/churn" in broken.json()["detail"] and manifest.file in broken.json()["detail"]
+    assert "uk/churn" in broken.json()["detail"]
+    assert manifest.file in broken.json()["detail"]
     assert client.get("/scores/uk/churn/top").status_code == 503
     assert client.get("/scores/de/addon_kids/C-001").status_code == 200
     cells = {(c["market"], c["model"]): c for c in client.get("/cells").json()}
-    assert not cells[("uk", "churn")]["available"] and "corrupt" in cells[("uk", "churn")]["error"]
+    assert not cells["uk", "churn"]["available"]
+    assert "corrupt" in cells["uk", "churn"]["error"]
     assert cells[("de", "addon_kids")]["available"]
 
     repaired, _ = publish(store, "uk", "churn", scored(13), OutputSpec(format="both"), NOW)
@@ -205,7 +213,8 @@ def test_a_corrupt_release_file_gives_503_for_that_cell_only(client, store):
 def test_a_broken_manifest_gives_503_not_500(client, store):
     store.manifest_path("de", "addon_kids").write_text('{"market": "de"', encoding="utf-8")
     response = client.get("/scores/de/addon_kids/C-001")
-    assert response.status_code == 503 and "manifest" in response.json()["detail"]
+    assert response.status_code == 503
+    assert "manifest" in response.json()["detail"]
     assert client.get("/scores/uk/churn/C-001").status_code == 200
 
 
@@ -224,7 +233,8 @@ def test_the_reader_loads_each_release_once_and_forgets_replaced_ones(store, mon
 
     assert reader.cached("uk", "churn") is None, "nothing in memory before the first lookup"
     first = reader.get("uk", "churn")
-    assert reader.get("uk", "churn") is first and reader.cached("uk", "churn") is first
+    assert reader.get("uk", "churn") is first
+    assert reader.cached("uk", "churn") is first
     new, _ = publish(store, "uk", "churn", scored(21), OutputSpec(format="both"), NOW)
     assert reader.cached("uk", "churn") is None, "a swapped manifest is noticed without reading files"
     second = reader.get("uk", "churn")
@@ -248,7 +258,8 @@ def test_no_key_or_a_wrong_key_gets_401_naming_the_header(client, keys, path):
     for headers in ({KEY_HEADER: ""}, {KEY_HEADER: wrong}, {KEY_HEADER: "not-a-key"}):
         response = client.get(path, headers=headers)
         assert response.status_code == 401, (path, headers, response.text)
-        assert KEY_HEADER in response.json()["detail"] and "api-key create" in response.json()["detail"]
+        assert KEY_HEADER in response.json()["detail"]
+        assert "api-key create" in response.json()["detail"]
         assert response.headers["www-authenticate"] == "ApiKey"
 
 
@@ -257,7 +268,8 @@ def test_a_scoped_key_reads_its_markets_and_gets_403_elsewhere(client, keys):
     assert client.get("/scores/uk/churn/C-001", headers=scoped).status_code == 200
     assert client.get("/scores/uk/churn/top", headers=scoped).status_code == 200
     outside = client.get("/scores/de/addon_kids/C-001", headers=scoped)
-    assert outside.status_code == 403 and "'de'" in outside.json()["detail"]
+    assert outside.status_code == 403
+    assert "'de'" in outside.json()["detail"]
     assert client.get("/scores/de/addon_kids/top", headers=scoped).status_code == 403
     cells = {(c["market"], c["model"]) for c in client.get("/cells", headers=scoped).json()}
     assert cells == {("uk", "churn"), ("uk", "downgrade_tier")}, "a scoped key lists only its markets"
@@ -265,8 +277,10 @@ def test_a_scoped_key_reads_its_markets_and_gets_403_elsewhere(client, keys):
 
 def test_keys_are_stored_only_as_salted_hashes_and_a_new_key_works_without_a_restart(client, keys):
     stored = keys.file.read_text(encoding="utf-8")
-    assert keys.every_market not in stored and keys.every_market.split("_")[2] not in stored
-    assert "sha256" in stored and "salt" in stored
+    assert keys.every_market not in stored
+    assert keys.every_market.split("_")[2] not in stored
+    assert "sha256" in stored
+    assert "salt" in stored
     from serving.keys import add_key
 
     late, _ = add_key(keys.file, "late", ["de"], NOW)
@@ -281,7 +295,8 @@ def test_health_and_docs_need_no_key_and_the_openapi_document_names_the_scheme(c
     scheme = document["components"]["securitySchemes"]["ApiKey"]
     assert scheme == {**scheme, "type": "apiKey", "in": "header", "name": KEY_HEADER}
     top = document["paths"]["/scores/{market}/{model}/top"]["get"]
-    assert top["security"] == [{"ApiKey": []}] and {"401", "403"} <= set(top["responses"])
+    assert top["security"] == [{"ApiKey": []}]
+    assert {"401", "403"} <= set(top["responses"])
 
 
 def test_a_release_file_deleted_under_the_running_service_stops_being_served(client, store):
@@ -294,11 +309,13 @@ def test_a_release_file_deleted_under_the_running_service_stops_being_served(cli
     gone = client.get("/scores/uk/churn/C-001")
     cells = {(c["market"], c["model"]): c for c in client.get("/cells").json()}
     assert gone.status_code == 503 and "missing" in gone.json()["detail"], gone.text
-    assert not cells[("uk", "churn")]["available"] and "missing" in cells[("uk", "churn")]["error"]
+    assert not cells["uk", "churn"]["available"]
+    assert "missing" in cells["uk", "churn"]["error"]
 
     path.write_bytes(kept[:-1] + bytes([kept[-1] ^ 1]))
     cells = {(c["market"], c["model"]): c for c in client.get("/cells").json()}
-    assert not cells[("uk", "churn")]["available"] and "corrupt" in cells[("uk", "churn")]["error"]
+    assert not cells["uk", "churn"]["available"]
+    assert "corrupt" in cells["uk", "churn"]["error"]
 
     path.write_bytes(kept)
     assert client.get("/scores/uk/churn/C-001").status_code == 200, "the restored file is served again"

@@ -172,7 +172,8 @@ def test_broken_cells_answer_503_naming_the_cause_and_good_cells_still_serve(app
         cells = client.get("/cells").json()
     assert corrupt.status_code == 503 and "corrupt" in corrupt.text, corrupt.text
     assert bad_manifest.status_code == 503 and "current.json" in bad_manifest.text, bad_manifest.text
-    assert good.status_code == 200 and good.json()["n"] == 5
+    assert good.status_code == 200
+    assert good.json()["n"] == 5
     available = {(c["market"], c["model"]): c["available"] for c in cells}
     assert (
         available[("uk", "churn")] and not available[("de", "addon_kids")] and not available[("it", "churn")]

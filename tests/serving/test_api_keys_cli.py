@@ -25,7 +25,9 @@ def test_a_created_key_is_printed_once_stored_hashed_and_opens_only_its_market(t
     key = printed.strip().splitlines()[-1]
 
     stored = (project / "config" / "api_keys.yaml").read_text(encoding="utf-8")
-    assert key.startswith("mf_") and key not in stored and key.split("_", 2)[2] not in stored
+    assert key.startswith("mf_")
+    assert key not in stored
+    assert key.split("_", 2)[2] not in stored
     cli.main(["api-key", "list"])
     assert "crm  reads uk" in capsys.readouterr().out
     client = TestClient(app_for(Deployment(project, tmp_path / "data")))

@@ -38,7 +38,8 @@ def held(paths: FactoryPaths, warehouse: Warehouse) -> tuple[StageContext, str, 
     ctx = new_cell(paths, warehouse)
     june = month(ctx, JUNE, V1, probabilities(1, *V1["shape"]))
     july = month(ctx, JULY, V1, JULY_SCORES)
-    assert june.status == "released" and july.held_back
+    assert june.status == "released"
+    assert july.held_back
     return ctx, june.release_id, july.release_id
 
 
@@ -67,13 +68,18 @@ def test_an_override_publishes_the_held_back_scores_and_records_who_why_and_what
 
     assert served(client) == outcome.record.release_id != june_id, "the API serves the overridden release"
     entry = tables.ledger_entry(tables.ledger(ctx.warehouse, MARKET, MODEL), outcome.record.release_id)
-    assert entry["status"] == "released_under_override" and entry["operator"] == "ana"
-    assert entry["reason"] == "drift confirmed by CRM" and entry["released_at"] is not None
+    assert entry["status"] == "released_under_override"
+    assert entry["operator"] == "ana"
+    assert entry["reason"] == "drift confirmed by CRM"
+    assert entry["released_at"] is not None
     overridden = {item["check"]: item for item in json.loads(entry["overridden_checks"])}
-    assert "distribution_stable" in overridden and not overridden["distribution_stable"]["passed"]
+    assert "distribution_stable" in overridden
+    assert not overridden["distribution_stable"]["passed"]
     row = grid_row(ctx)
-    assert row["release_state"] == "released under override" and row["health"] == "attention"
-    assert "by ana" in row["problem"] and "distribution_stable" in row["problem"]
+    assert row["release_state"] == "released under override"
+    assert row["health"] == "attention"
+    assert "by ana" in row["problem"]
+    assert "distribution_stable" in row["problem"]
 
     rerun = release_cell(ctx, SPEC, MARKET)
     assert rerun.status == "unchanged" and "override of ana" in rerun.reason, "not held back again"
@@ -94,13 +100,16 @@ def test_a_withdrawal_serves_the_previous_release_is_recorded_and_is_not_undone_
     assert served(client) == june_id, "the API serves the previous release again"
     record = outcome.record
     assert (record.status, record.operator, record.withdrawn_release_id) == ("withdrawn", "bo", july_id)
-    assert record.serving_release_id == june_id and record.reason == "campaign team saw odd ranks"
+    assert record.serving_release_id == june_id
+    assert record.reason == "campaign team saw odd ranks"
     row = grid_row(ctx)
-    assert row["release_state"] == "withdrawn" and row["last_release_id"] == june_id
+    assert row["release_state"] == "withdrawn"
+    assert row["last_release_id"] == june_id
     assert f"withdrawn {july_id} by bo" in row["problem"]
 
     rerun = release_cell(ctx, SPEC, MARKET)
-    assert rerun.held_back and f"release {july_id}, withdrawn by bo" in rerun.reason
+    assert rerun.held_back
+    assert f"release {july_id}, withdrawn by bo" in rerun.reason
     assert served(client) == june_id
     assert grid_row(ctx)["release_state"] == "withdrawn"
 
@@ -113,9 +122,11 @@ def test_withdrawing_the_only_release_leaves_nothing_served(paths: FactoryPaths,
 
     outcome = withdraw_release(ctx, Request(MARKET, MODEL, "bo", "bad feed"))
 
-    assert outcome.in_force is None and outcome.record.serving_release_id is None
+    assert outcome.in_force is None
+    assert outcome.record.serving_release_id is None
     assert client.get(f"/scores/{MARKET}/{MODEL}/top", params={"n": 1}).status_code == 404
     row = grid_row(ctx)
-    assert row["release_state"] == "withdrawn" and row["health"] == "failing"
+    assert row["release_state"] == "withdrawn"
+    assert row["health"] == "failing"
     with pytest.raises(InterventionError, match="nothing to withdraw"):
         withdraw_release(ctx, Request(MARKET, MODEL, "bo", "again"))

@@ -1,6 +1,5 @@
 """The per-cell gate: a failing cell is recorded and reported without holding back its row."""
 
-
 import dagster as dg
 import pytest
 
@@ -38,7 +37,10 @@ def test_range_run_keeps_good_cells_and_names_the_bad_one(instance, resources, w
     instance.add_dynamic_partitions("markets", ["uk"])
     gate(warehouse, "uk", "ok")
     result = dg.materialize(
-        [toy_stage], instance=instance, resources=resources, tags=row_tags("uk"),
+        [toy_stage],
+        instance=instance,
+        resources=resources,
+        tags=row_tags("uk"),
     )
     assert result.success
     statuses = warehouse.query("select model, status, message from ops.cell_status where stage = 'toy_stage'")

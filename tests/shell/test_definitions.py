@@ -58,8 +58,12 @@ def test_both_data_checkers_exist_and_block():
 
 def test_sensors_schedules_and_jobs():
     sensors = {s.name for s in defs.sensors}
-    assert {"new_car_sensor", "car_gate_sensor", "status_refresh_on_success_sensor",
-            "status_refresh_on_failure_sensor"} <= sensors
+    assert {
+        "new_car_sensor",
+        "car_gate_sensor",
+        "status_refresh_on_success_sensor",
+        "status_refresh_on_failure_sensor",
+    } <= sensors
     assert {s.name for s in defs.schedules} == {"daily_scoring_schedule", "weekly_retrain_schedule"}
     for job in ("car_ingest_job", "factory_row_job", "retrain_job", "scoring_job", "factory_status_job"):
         assert defs.resolve_job_def(job) is not None

@@ -117,4 +117,5 @@ def test_a_bad_deployment_fails_the_code_location_load_naming_file_and_field(tmp
     folder = deployment_with(tmp_path, {"data_checker_1": {"thresholds": {"min_volume_ratio": 7}}})
     done = _load({**os.environ, "FACTORY_PROJECT_DIR": str(folder)})
     assert done.returncode != 0
-    assert "config/factory.yaml" in done.stderr and "min_volume_ratio" in done.stderr
+    assert "config/factory.yaml" in done.stderr
+    assert "min_volume_ratio" in done.stderr

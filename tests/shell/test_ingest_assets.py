@@ -87,8 +87,10 @@ def test_ingest_job_loads_a_new_market_and_every_check_passes(paths, warehouse, 
         n for n, s in car_checks.CHECKS.items() if s == "blocking"
     }
     meta = metadata(result)
-    assert meta["snapshots_held"] == 3 and meta["rows"] == 3 * CUSTOMERS
-    assert meta["customers_latest"] == CUSTOMERS and meta["files_rejected"] == 0
+    assert meta["snapshots_held"] == 3
+    assert meta["rows"] == 3 * CUSTOMERS
+    assert meta["customers_latest"] == CUSTOMERS
+    assert meta["files_rejected"] == 0
     assert meta["new_snapshot_dates"] == [str(d) for d in MONTHS]
     assert meta["data_checker_1"] == "ok"
     stored = car_rows(warehouse, "uk")
@@ -108,7 +110,8 @@ def test_reingest_is_idempotent_and_a_changed_file_is_replaced(paths, warehouse,
 
     again = materialize(instance, resources, "uk")
 
-    assert metadata(again)["snapshots_ingested"] == 0 and metadata(again)["snapshots_unchanged"] == 3
+    assert metadata(again)["snapshots_ingested"] == 0
+    assert metadata(again)["snapshots_unchanged"] == 3
     pd.testing.assert_frame_equal(car_rows(warehouse, "uk"), before)
 
     changed = sample_car(CUSTOMERS, MONTHS[1], seed=1)
@@ -181,7 +184,8 @@ def test_bad_file_is_rejected_and_the_previous_data_stays(paths, warehouse, reso
     assert "rejected_files" in contract_check.metadata
     pd.testing.assert_frame_equal(car_rows(warehouse, "uk"), before)
     gate = cell_status.latest(warehouse, "uk", MARKET_WIDE, "data_checker_1")
-    assert gate.status == "failed" and gate.message.startswith("blocking checks failed: contract")
+    assert gate.status == "failed"
+    assert gate.message.startswith("blocking checks failed: contract")
     assert metadata(result)["files_rejected"] == 1
 
 
@@ -207,7 +211,8 @@ def test_only_the_market_with_the_bad_file_fails(paths, warehouse, resources, in
 
     bad, good = (materialize(instance, resources, m, raise_on_error=False) for m in ("uk", "de"))
 
-    assert not bad.success and good.success
+    assert not bad.success
+    assert good.success
     assert cell_status.latest(warehouse, "de", MARKET_WIDE, "data_checker_1").status == "ok"
     assert cell_status.latest(warehouse, "uk", MARKET_WIDE, "data_checker_1").status == "failed"
     assert len(car_rows(warehouse, "uk")) == len(car_rows(warehouse, "de")) == 3 * CUSTOMERS
@@ -319,7 +324,8 @@ def test_unchanged_files_are_skipped_until_the_contract_changes(warehouse):
     )
     revalidated = ingest_market(warehouse, "uk", _inputs(frames), stricter, "r3")
 
-    assert unchanged.unchanged == [MONTHS[0]] and not unchanged.ingested
+    assert unchanged.unchanged == [MONTHS[0]]
+    assert not unchanged.ingested
     assert "column 'arpu' fails 'less_than_or_equal_to(1.0)'" in revalidated.rejected[0].reason
     assert len(warehouse.query("select * from car.uk")) == 5, "the rejected version does not replace the data"
     ledger = warehouse.query("select status, _run_id from ops.car_files where market = 'uk'")
@@ -335,7 +341,8 @@ def test_thresholds_are_run_configuration(paths, warehouse, resources, instance)
     assert materialize(instance, resources, "uk", run_config=config).success
     failed = materialize(instance, resources, "uk", run_config=strict, raise_on_error=False)
 
-    assert not failed.success and not evaluations(failed)["volume"].passed
+    assert not failed.success
+    assert not evaluations(failed)["volume"].passed
     assert evaluations(failed)["volume"].metadata["threshold"].value == 0.9
 
 

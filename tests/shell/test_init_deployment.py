@@ -23,7 +23,8 @@ def test_the_export_is_profiled_keys_market_and_late_labels_found(export):
     )
     assert profile.delimiter == ";"
     assert profile.labels == ["lapsed"]
-    assert profile.types["pays_monthly"] == "flag" and profile.types["premium_eur"] == "float"
+    assert profile.types["pays_monthly"] == "flag"
+    assert profile.types["premium_eur"] == "float"
     assert {"telematics_score", "lapsed"} <= profile.nullable
 
 

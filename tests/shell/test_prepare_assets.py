@@ -99,7 +99,8 @@ def test_materialisations_and_checks_report_the_cells(
     assert metadata["model_samples"]["cells_failed"].value == 1
     assert metadata["model_samples"]["cells_skipped"].value == 1
     churn = metadata["training_frame"]["uk/churn"].value
-    assert churn["labelled_snapshots"] == 10 and churn["positives"] > 0
+    assert churn["labelled_snapshots"] == 10
+    assert churn["positives"] > 0
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["training_frame_cells_ok"].passed
     assert f"uk/{NO_PRODUCT}" in checks["training_frame_cells_ok"].metadata["not_ok"].value
@@ -138,7 +139,8 @@ def test_a_market_without_its_gate_is_skipped(
     result = materialize(instance, resources, tags)
     assert not result.success, "a run whose only cell is held back fails loudly"
     status = statuses(warehouse, "training_frame")["churn"]
-    assert status[0] == "skipped" and "data_checker_1" in status[1]
+    assert status[0] == "skipped"
+    assert "data_checker_1" in status[1]
 
 
 def test_the_graph_is_wired_as_designed() -> None:

@@ -141,8 +141,11 @@ def test_first_release_publishes_and_a_rerun_of_the_same_scores_is_idempotent(
     files = sorted(p.name for p in store.cell_dir(MARKET, "churn").iterdir())
     second = run_release(instance_with_market, resources, frames, partition_key=cell_key("churn"))
 
-    assert first.success and second.success
-    assert manifest is not None and manifest.output_format == "both" and manifest.csv_file
+    assert first.success
+    assert second.success
+    assert manifest is not None
+    assert manifest.output_format == "both"
+    assert manifest.csv_file
     metadata = first.asset_materializations_for_node("released_scores")[0].metadata
     assert metadata["release_id"].value == manifest.release_id
     assert metadata["status"].value == "released"
@@ -152,9 +155,11 @@ def test_first_release_publishes_and_a_rerun_of_the_same_scores_is_idempotent(
     assert store.read_manifest(MARKET, "churn") == manifest
     assert sorted(p.name for p in store.cell_dir(MARKET, "churn").iterdir()) == files
     rows = releases_rows(warehouse, "churn")
-    assert list(rows["status"]) == ["released"] and list(rows["release_id"]) == [manifest.release_id]
+    assert list(rows["status"]) == ["released"]
+    assert list(rows["release_id"]) == [manifest.release_id]
     checks = warehouse.query("select * from ops.score_check_results where model = 'churn'")
-    assert len(checks) == len(RULES) and checks["passed"].all()
+    assert len(checks) == len(RULES)
+    assert checks["passed"].all()
     evaluations = first.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations if e.asset_key == dg.AssetKey("scores")} == {
         "dc2_complete",
@@ -246,7 +251,8 @@ def test_a_range_run_releases_the_good_cells_and_holds_back_the_bad_one(
     assert not evaluations["released_scores_cells_ok"].passed
     assert "uk/addon_movies" in evaluations["released_scores_cells_ok"].metadata["not_ok"].value
     cells_table = result.asset_materializations_for_node("released_scores")[0].metadata["cells"].value
-    assert "held back" in cells_table and "nothing (never released)" in cells_table
+    assert "held back" in cells_table
+    assert "nothing (never released)" in cells_table
 
 
 def test_a_shifted_distribution_is_held_back_against_the_last_release(
@@ -265,7 +271,8 @@ def test_a_shifted_distribution_is_held_back_against_the_last_release(
 
     assert not result.success
     reason = releases_rows(warehouse, "addon_sports").iloc[-1]["reason"]
-    assert "distribution_stable: PSI" in reason and "ranks_stable: Spearman" in reason
+    assert "distribution_stable: PSI" in reason
+    assert "ranks_stable: Spearman" in reason
 
 
 def test_the_checks_skip_cells_whose_scores_stage_did_not_succeed(instance_with_market, resources, warehouse):
@@ -286,7 +293,8 @@ def test_the_checks_skip_cells_whose_scores_stage_did_not_succeed(instance_with_
     )
 
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "dc2_complete")
-    assert evaluation.passed and evaluation.metadata["cells_evaluated"].value == 0
+    assert evaluation.passed
+    assert evaluation.metadata["cells_evaluated"].value == 0
     assert "boom" in evaluation.metadata["not_evaluated"].value
 
 
@@ -309,16 +317,19 @@ def test_factory_status_builds_the_grid_page_and_table(instance_with_market, res
     grid = warehouse.query("select * from ops.factory_status")
     assert len(grid) == 6, "one row per model of the market"
     movies = grid.set_index("model").loc["addon_movies"]
-    assert movies["health"] == "failing" and bool(movies["held_back"])
+    assert movies["health"] == "failing"
+    assert bool(movies["held_back"])
     assert "valid_values" in movies["held_back_reason"]
     kids = grid.set_index("model").loc["addon_kids"]
-    assert kids["released_scores"] == "ok" and isinstance(kids["last_release_id"], str)
+    assert kids["released_scores"] == "ok"
+    assert isinstance(kids["last_release_id"], str)
     metadata = result.asset_materializations_for_node("factory_status")[0].metadata
     assert metadata["failing"].value >= 1
     assert "addon_movies" in metadata["grid"].value
     page = (paths.reports / "status.html").read_text(encoding="utf-8")
     assert '<tr class="failing"><td class="health">' not in page or "addon_movies" in page
-    assert 'class="failing"' in page and "addon_movies" in page
+    assert 'class="failing"' in page
+    assert "addon_movies" in page
 
 
 def test_the_gate_reads_the_population_size_the_scores_record_else_the_training_frame(warehouse):
@@ -342,7 +353,8 @@ def test_the_gate_reads_the_population_size_the_scores_record_else_the_training_
     warehouse.replace_partition("scores.scores", recorded, {"market": MARKET, "model": "churn"}, "t")
     facts = load_gate_facts(warehouse, MARKET, "churn")
     assert (facts.expected_rows, facts.expected_rows_source) == (N + 5, "scores.scores.eligible_rows")
-    assert len(facts.scores.frame) == 150 and "eligible_rows" not in facts.scores.frame.columns
+    assert len(facts.scores.frame) == 150
+    assert "eligible_rows" not in facts.scores.frame.columns
 
 
 def test_scores_mixing_snapshots_fail_with_a_clear_error(warehouse):
@@ -360,7 +372,8 @@ def test_an_unknown_champion_version_holds_the_scores_back(warehouse, paths):
     warehouse.replace_partition("scores.scores", orphan, {"market": MARKET, "model": "churn"}, "t")
     ctx = StageContext(warehouse, paths.models, paths.reports, paths.releases, "t")
     outcome = release_cell(ctx, SPECS["churn"], MARKET)
-    assert outcome.held_back and outcome.in_force is None
+    assert outcome.held_back
+    assert outcome.in_force is None
     assert "mean_near_expected: expected rate unknown (registry.models has no row" in outcome.reason
 
 
@@ -376,7 +389,8 @@ def test_the_override_and_withdrawal_jobs_act_on_a_held_back_cell_and_leave_reco
     first = store.read_manifest(MARKET, "churn").release_id
     shifted = good.assign(probability=np.clip(good["probability"] * 3, 0, 1))
     held = run_release(instance_with_market, resources, {"churn": shifted}, partition_key=cell_key("churn"))
-    assert not held.success and store.read_manifest(MARKET, "churn").release_id == first
+    assert not held.success
+    assert store.read_manifest(MARKET, "churn").release_id == first
 
     cell = {"market": MARKET, "model": "churn", "operator": "ana", "reason": "price rise: scores moved"}
     override = release_override_job.execute_in_process(
@@ -391,7 +405,9 @@ def test_the_override_and_withdrawal_jobs_act_on_a_held_back_cell_and_leave_reco
         resources=resources,
     )
 
-    assert override.success and withdrawal.success and overridden != first
+    assert override.success
+    assert withdrawal.success
+    assert overridden != first
     assert store.read_manifest(MARKET, "churn").release_id == first, "the previous release is in force again"
     rows = releases_rows(warehouse, "churn")
     assert list(rows["status"])[-2:] == ["released_under_override", "withdrawn"]

@@ -96,7 +96,8 @@ def test_the_released_file_is_the_latest_snapshots_eligible_customers(released, 
 
     assert manifest.snapshot_date == str(MONTHS[-1]), "the manifest states the scored snapshot"
     assert set(pd.to_datetime(rows["snapshot_date"]).dt.date) == {MONTHS[-1]}
-    assert set(rows["customer_id"]) == expected and len(rows) == len(expected)
+    assert set(rows["customer_id"]) == expected
+    assert len(rows) == len(expected)
     assert expected & new <= set(rows["customer_id"]) and expected & new, "new customers are scored"
 
 

@@ -58,7 +58,8 @@ def test_new_markets_are_added_and_each_gets_one_run(instance, tmp_path):
     assert set(instance.get_dynamic_partitions("markets")) == {"de", "uk"}
     cursor = json.loads(result.cursor)
     assert sorted(cursor["files"]) == [f"de/car_{JAN}.csv", f"uk/car_{JAN}.parquet", f"uk/car_{FEB}.parquet"]
-    assert new_car_sensor.minimum_interval_seconds == 30 and new_car_sensor in SENSORS
+    assert new_car_sensor.minimum_interval_seconds == 30
+    assert new_car_sensor in SENSORS
     assert new_car_sensor.job_name == "car_ingest_job"
 
 
@@ -69,7 +70,8 @@ def test_next_tick_requests_nothing_until_a_file_is_new_or_changed(instance, tmp
 
     second = tick(instance, tmp_path, first.cursor)
 
-    assert not second.run_requests and second.skip_reason is not None
+    assert not second.run_requests
+    assert second.skip_reason is not None
     assert "no new or changed CAR file" in second.skip_reason.skip_message
 
     land(tmp_path, f"uk/car_{FEB}.parquet")
@@ -91,7 +93,8 @@ def test_run_keys_are_deterministic_so_a_lost_cursor_does_not_duplicate_runs(tmp
     first, again = plan_tick(scan, None, set()), plan_tick(scan, None, {"uk"})
 
     assert first.runs == again.runs, "Dagster skips a run key it has seen: the same files, the same key"
-    assert first.new_markets == ["uk"] and again.new_markets == []
+    assert first.new_markets == ["uk"]
+    assert again.new_markets == []
 
 
 def test_broken_and_badly_named_files_are_reported_while_others_proceed(instance, tmp_path):
@@ -113,7 +116,9 @@ def test_broken_and_badly_named_files_are_reported_while_others_proceed(instance
     quiet = tick(instance, tmp_path, result.cursor)
 
     message = quiet.skip_reason.skip_message
-    assert "4 problem file(s) skipped" in message and "DE-x" in message and "notes.parquet" in message
+    assert "4 problem file(s) skipped" in message
+    assert "DE-x" in message
+    assert "notes.parquet" in message
     plan = plan_tick(scan_landing(tmp_path), result.cursor, {"uk"})
     assert plan.problems and plan.new_problems == [], "a known problem is logged once, not every tick"
 
@@ -124,7 +129,8 @@ def test_half_written_files_are_ignored_until_settled(instance, tmp_path):
 
     first = tick(instance, tmp_path)
 
-    assert not first.run_requests and not instance.get_dynamic_partitions("markets")
+    assert not first.run_requests
+    assert not instance.get_dynamic_partitions("markets")
     assert json.loads(first.cursor)["files"] == {}
 
     stamp = time.time() - 60
@@ -153,7 +159,8 @@ def test_external_car_markets_are_added_and_rerun_when_the_export_changes(instan
     first = plan_tick(scan, None, set(), resource.external_sources())
     second = plan_tick(scan, first.cursor, {"uk", "de"}, resource.external_sources())
 
-    assert first.new_markets == ["de", "uk"] and sorted(first.runs) == ["de", "uk"]
+    assert first.new_markets == ["de", "uk"]
+    assert sorted(first.runs) == ["de", "uk"]
     assert any("market 'united kingdom' is not a valid partition key" in p for p in first.problems)
     assert second.runs == {}
     pd.concat([frame, frame.head(1).assign(customer_id="c9")]).to_csv(export, index=False)

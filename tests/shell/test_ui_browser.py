@@ -89,8 +89,17 @@ def factory_home(tmp_path_factory):
     write_landing(DemoConfig(markets={MARKET: 1500}, months=8, seed=3), paths.landing)
     env = {**os.environ, "DAGSTER_HOME": str(home), "FACTORY_DATA_DIR": str(paths.data_dir)}
     dagster = str(Path(sys.executable).parent / "dagster")
-    ingest = [dagster, "asset", "materialize", "-m", "factory_assets.definitions",
-              "--select", "car_snapshots", "--partition", MARKET]
+    ingest = [
+        dagster,
+        "asset",
+        "materialize",
+        "-m",
+        "factory_assets.definitions",
+        "--select",
+        "car_snapshots",
+        "--partition",
+        MARKET,
+    ]
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         instance.add_dynamic_partitions("markets", [MARKET])
     done = subprocess.run(ingest, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -123,12 +132,21 @@ def ui_url(factory_home):
     whole process group."""
     _, env = factory_home
     port = free_port()
-    command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-               "-h", "127.0.0.1", "-p", str(port)]
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "dev",
+        "-w",
+        "workspace.yaml",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     log_path = Path(env["DAGSTER_HOME"]) / "dev.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -235,6 +253,7 @@ def test_materialize_one_cell_from_the_ui(page, ui_url, factory_home):
         run = instance.get_run_by_id(run_id)
         runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]))
         partitions = {r.tags.get("dagster/partition") for r in runs}
-    assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+    assert run is not None
+    assert run.status == dg.DagsterRunStatus.SUCCESS
     assert run.tags.get("dagster/partition") == PARTITION
     assert PARTITION in partitions

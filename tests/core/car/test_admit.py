@@ -52,7 +52,8 @@ def held(warehouse: Warehouse) -> list[dt.date]:
 def built(warehouse: Warehouse) -> Warehouse:
     """Three good months admitted."""
     report = admit(warehouse, *(item(month(d, seed=i), d) for i, d in enumerate(MONTHS[:3])))
-    assert [v.verdict for v in report.verdicts] != [] and all(v.admitted for v in report.verdicts)
+    assert [v.verdict for v in report.verdicts] != []
+    assert all(v.admitted for v in report.verdicts)
     return warehouse
 
 
@@ -85,9 +86,11 @@ def test_a_check_that_raises_blocks_leaves_nothing_and_is_rechecked(built, monke
     delivery = item(month(MONTHS[3], seed=3), MONTHS[3])
     report = admit(built, delivery)
     (verdict,) = report.verdicts
-    assert verdict.verdict == "block" and not verdict.admitted
+    assert verdict.verdict == "block"
+    assert not verdict.admitted
     assert "ZeroDivisionError" in " ".join(verdict.reasons)
-    assert report.gate.status == "failed" and "customer_overlap" in report.gate.message
+    assert report.gate.status == "failed"
+    assert "customer_overlap" in report.gate.message
     assert held(built) == MONTHS[:3], "a blocked snapshot must not be stored"
     monkeypatch.undo()
     again = admit(built, delivery)
@@ -117,7 +120,8 @@ def test_values_that_cannot_be_stored_unchanged_are_rejected(built, damage, word
     (rejection,) = report.ingest.rejected
     for word in [*words, f"car_{MONTHS[3]}.parquet"]:
         assert word in rejection.reason, rejection.reason
-    assert report.gate.status == "failed" and "contract" in report.gate.message
+    assert report.gate.status == "failed"
+    assert "contract" in report.gate.message
     assert held(built) == MONTHS[:3]
 
 
@@ -135,7 +139,9 @@ def test_restated_old_month_is_compared_with_the_version_it_replaces_and_blocks(
     (verdict,) = report.verdicts
     assert verdict.verdict == "block" and verdict.restatement == "blocked", verdict
     text = " ".join(verdict.reasons)
-    assert "restatement" in text and "rows 200 -> 100" in text and "arpu" in text
+    assert "restatement" in text
+    assert "rows 200 -> 100" in text
+    assert "arpu" in text
     after = built.query("select * exclude (_run_id, _written_at) from car.uk order by all")
     pd.testing.assert_frame_equal(before, after)
 
@@ -146,7 +152,8 @@ def test_restated_latest_month_x100_blocks(built):
     frame["viewing_hours"] = frame["viewing_hours"] * 100
     report = admit(built, item(frame, MONTHS[2]))
     (verdict,) = report.verdicts
-    assert verdict.verdict == "block" and "viewing_hours" in " ".join(verdict.reasons)
+    assert verdict.verdict == "block"
+    assert "viewing_hours" in " ".join(verdict.reasons)
     assert not verdict.admitted
 
 
@@ -168,7 +175,8 @@ def test_extreme_psi_on_a_new_month_blocks(built):
     frame["viewing_hours"] = frame["viewing_hours"] * 100
     report = admit(built, item(frame, MONTHS[3]))
     (verdict,) = report.verdicts
-    assert verdict.verdict == "block" and "extreme_psi" in " ".join(verdict.reasons)
+    assert verdict.verdict == "block"
+    assert "extreme_psi" in " ".join(verdict.reasons)
     assert held(built) == MONTHS[:3]
 
 
@@ -191,4 +199,5 @@ def test_a_dot_dot_market_folder_is_reported(tmp_path):
     (tmp_path / "..x").mkdir()
     (tmp_path / ".hidden").mkdir()
     problems = scan_landing(tmp_path, settle_seconds=0).problems
-    assert [p.path.name for p in problems] == ["..x"] and "not a valid partition key" in problems[0].reason
+    assert [p.path.name for p in problems] == ["..x"]
+    assert "not a valid partition key" in problems[0].reason

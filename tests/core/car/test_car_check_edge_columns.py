@@ -81,10 +81,12 @@ def test_every_check_gives_a_verdict_on_awkward_columns(awkward: Warehouse) -> N
     assert "null throughout the previous snapshot" in psi.detail["skipped"]["gap_previous"]
     assert "gap_previous" not in psi.detail["psi"], "no reference distribution: not compared"
     assert list(psi.detail["drifted"]) == ["gap_latest"], "a column that went null is a shift"
-    assert psi.detail["psi"]["flat"] == 0.0 and "tags" not in psi.detail["psi"]
+    assert psi.detail["psi"]["flat"] == 0.0
+    assert "tags" not in psi.detail["psi"]
     assert null_rate.detail["jumped"] == {"gap_latest": 1.0}
     assert null_rate.detail["null_rates"]["tags"] == {"previous": 0.0, "latest": 0.0}
-    assert checks["category_explosion"].passed and checks["volume"].passed
+    assert checks["category_explosion"].passed
+    assert checks["volume"].passed
 
 
 def test_a_label_column_is_checked_as_a_label_not_as_a_feature(awkward: Warehouse) -> None:
@@ -93,12 +95,14 @@ def test_a_label_column_is_checked_as_a_label_not_as_a_feature(awkward: Warehous
     labels = results["labels"]
     assert labels.passed and labels.severity == "warning", labels.summary
     facts = labels.detail["labels"]["bought"]
-    assert facts["known_up_to"] == str(PREVIOUS) and facts["known_share_latest"] == 0.0
+    assert facts["known_up_to"] == str(PREVIOUS)
+    assert facts["known_share_latest"] == 0.0
     assert facts["known_share"] == {str(FIRST): 1.0, str(PREVIOUS): 1.0, str(LATEST): 0.0}
     assert f"known up to {PREVIOUS}" in labels.summary
     assert "bought" not in results["null_rate"].detail["null_rates"]
     assert "bought" not in results["null_rate"].detail["jumped"]
-    assert "bought" not in results["psi"].detail["psi"] and "bought" not in results["psi"].detail["drifted"]
+    assert "bought" not in results["psi"].detail["psi"]
+    assert "bought" not in results["psi"].detail["drifted"]
 
 
 def test_the_same_column_undeclared_is_a_feature_and_warns(awkward: Warehouse) -> None:
@@ -106,7 +110,8 @@ def test_the_same_column_undeclared_is_a_feature_and_warns(awkward: Warehouse) -
 
     assert results["null_rate"].detail["jumped"]["bought"] == 1.0
     assert "bought" in results["psi"].detail["drifted"]
-    assert results["labels"].passed and results["labels"].summary == "no label column in the contract"
+    assert results["labels"].passed
+    assert results["labels"].summary == "no label column in the contract"
 
 
 def test_label_values_other_than_0_1_warn_with_examples(warehouse: Warehouse) -> None:
@@ -117,7 +122,8 @@ def test_label_values_other_than_0_1_warn_with_examples(warehouse: Warehouse) ->
     declared = frozenset({"bought", "renewed"})
     labels = by_name(run_checks(warehouse, "uk", [], label_columns=declared))["labels"]
 
-    assert not labels.passed and labels.severity == "warning"
+    assert not labels.passed
+    assert labels.severity == "warning"
     assert labels.value == float(N // 2)
     assert labels.detail["labels"]["bought"]["non_label_values"] == ["-1", "2"]
     assert "renewed: declared as a label but not in car.uk" in labels.summary

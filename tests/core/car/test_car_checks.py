@@ -77,7 +77,9 @@ def test_contract_fails_naming_each_rejected_file(warehouse):
 
     check = result(warehouse, "contract", [rejection])
 
-    assert not check.passed and check.value == 1.0 and check.severity == "blocking"
+    assert not check.passed
+    assert check.value == 1.0
+    assert check.severity == "blocking"
     assert check.detail["rejected"][0]["file"] == "uk/car_2024-02-29.csv"
     assert "column 'arpu' missing" in check.summary
 
@@ -96,7 +98,9 @@ def test_volume_against_trailing_median(warehouse, latest_rows, passed):
 def test_volume_of_a_first_snapshot_has_nothing_to_compare(warehouse):
     store(warehouse, same_people(1))
     check = result(warehouse, "volume")
-    assert check.passed and check.value is None and "first snapshot" in check.summary
+    assert check.passed
+    assert check.value is None
+    assert "first snapshot" in check.summary
 
 
 def test_continuity_fails_on_a_missing_month(warehouse):
@@ -115,7 +119,8 @@ def test_continuity_fails_on_two_snapshots_in_one_month(warehouse):
 
     check = result(warehouse, "continuity")
 
-    assert not check.passed and check.detail["months_with_several_snapshots"] == ["2024-02"]
+    assert not check.passed
+    assert check.detail["months_with_several_snapshots"] == ["2024-02"]
 
 
 @pytest.mark.parametrize(("first_id", "share", "passed"), [(0, 1.0, True), (30, 0.7, True), (50, 0.5, False)])
@@ -126,7 +131,8 @@ def test_customer_overlap_with_the_previous_snapshot(warehouse, first_id, share,
 
     check = result(warehouse, "customer_overlap")
 
-    assert check.passed is passed and check.value == pytest.approx(share)
+    assert check.passed is passed
+    assert check.value == pytest.approx(share)
     assert check.detail["common_customers"] == 100 - first_id
 
 
@@ -137,7 +143,8 @@ def test_null_rate_jump_is_a_warning_naming_the_column(warehouse):
 
     check = result(warehouse, "null_rate")
 
-    assert not check.passed and check.severity == "warning"
+    assert not check.passed
+    assert check.severity == "warning"
     assert check.detail["jumped"] == {"age": 0.3}
     assert check.detail["null_rates"]["age"] == {"previous": 0.0, "latest": 0.3}
 
@@ -149,7 +156,8 @@ def test_new_and_vanished_levels_warn_without_blocking(warehouse):
 
     changes, explosion = result(warehouse, "category_changes"), result(warehouse, "category_explosion")
 
-    assert not changes.passed and changes.severity == "warning"
+    assert not changes.passed
+    assert changes.severity == "warning"
     assert changes.detail["new"] == {"region": ["central"]}
     assert changes.detail["vanished"] == {"region": ["west"]}
     assert explosion.passed, "one new level is no explosion"
@@ -162,7 +170,8 @@ def test_explosion_of_new_levels_blocks(warehouse):
 
     check = result(warehouse, "category_explosion")
 
-    assert not check.passed and check.severity == "blocking"
+    assert not check.passed
+    assert check.severity == "blocking"
     assert check.detail["exploded"] == {"region": {"new_levels": 20, "previous_levels": 4}}
     assert check.value == pytest.approx(5.0)
 
@@ -188,9 +197,11 @@ def test_psi_flags_the_shifted_column_only(warehouse):
 
     check = result(warehouse, "psi")
 
-    assert not check.passed and check.severity == "warning"
+    assert not check.passed
+    assert check.severity == "warning"
     assert list(check.detail["drifted"]) == ["arpu"]
-    assert check.detail["psi"]["region"] == 0.0 and check.detail["psi"]["sessions"] == 0.0
+    assert check.detail["psi"]["region"] == 0.0
+    assert check.detail["psi"]["sessions"] == 0.0
     assert check.value == check.detail["psi"]["arpu"] > T.max_psi
 
 
@@ -215,7 +226,8 @@ def test_gate_fails_iff_a_blocking_check_fails():
     assert gate_outcome("uk", [ok, warn]).status == "ok"
     assert gate_outcome("uk", [ok, warn]).message == "blocking checks passed; warnings: psi"
     failed = gate_outcome("uk", [ok, warn, block])
-    assert failed.status == "failed" and failed.message == "blocking checks failed: volume (40 rows)"
+    assert failed.status == "failed"
+    assert failed.message == "blocking checks failed: volume (40 rows)"
 
 
 def test_evaluation_is_stored_and_the_gate_recorded(warehouse):
@@ -229,11 +241,14 @@ def test_evaluation_is_stored_and_the_gate_recorded(warehouse):
     assert set(stored["_run_id"]) == {"run-1"}
     volume = stored_result(warehouse, "uk", "volume")
     assert not volume["passed"]
-    assert volume["severity"] == "blocking" and volume["value"] == pytest.approx(0.25)
+    assert volume["severity"] == "blocking"
+    assert volume["value"] == pytest.approx(0.25)
     assert volume["detail"]["summary"].startswith("50 rows on 2024-03-31")
     recorded = cell_status.latest(warehouse, "uk", MARKET_WIDE, "data_checker_1")
-    assert recorded == gate and recorded.status == "failed"
-    assert "volume" in recorded.message and "customer_overlap" in recorded.message
+    assert recorded == gate
+    assert recorded.status == "failed"
+    assert "volume" in recorded.message
+    assert "customer_overlap" in recorded.message
 
 
 def test_re_evaluation_replaces_the_results_of_the_snapshot(warehouse):
@@ -251,8 +266,10 @@ def test_only_rejected_files_are_filed_under_their_snapshot(warehouse):
 
     checked, _, gate = evaluate_market(warehouse, "uk", [rejection], "run-1")
 
-    assert checked == MONTHS[0] and gate.status == "failed"
-    assert "contract" in gate.message and "volume (no snapshot of the market is held)" in gate.message
+    assert checked == MONTHS[0]
+    assert gate.status == "failed"
+    assert "contract" in gate.message
+    assert "volume (no snapshot of the market is held)" in gate.message
     detail = json.loads(
         warehouse.query(f"""select detail from {Table.CAR_CHECK_RESULTS} where "check" = 'contract'""").iloc[
             0, 0

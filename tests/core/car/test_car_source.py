@@ -61,7 +61,8 @@ def test_scan_ignores_partial_hidden_and_unsettled_files(tmp_path):
 
     scan = scan_landing(tmp_path, settle_seconds=30)
 
-    assert scan.files == () and scan.problems == ()
+    assert scan.files == ()
+    assert scan.problems == ()
     assert scan.pending == (fresh,), "a file modified within settle_seconds is a copy in progress"
     assert [f.path for f in scan_landing(tmp_path, settle_seconds=0, now=time.time() + 1).files] == [fresh]
 
@@ -182,9 +183,12 @@ def test_external_csv_is_mapped_onto_the_contract(tmp_path):
 
     assert frame["customer_id"].tolist() == ["000", "001", "002"], "ids stay text with leading zeros"
     assert set(validated["snapshot_date"].dt.date) == {dt.date(2024, 2, 1)}
-    assert "has_music" in frame.columns and "country" not in frame.columns and "month" not in frame.columns
+    assert "has_music" in frame.columns
+    assert "country" not in frame.columns
+    assert "month" not in frame.columns
     assert source.markets() == ["de", "uk"]
-    assert len(source.content_hash()) == 64 and len(source.stat_fingerprint()) == 64
+    assert len(source.content_hash()) == 64
+    assert len(source.stat_fingerprint()) == 64
 
 
 def test_external_date_not_matching_the_format_names_the_column(tmp_path):

@@ -49,13 +49,15 @@ def test_every_family_is_fitted_and_the_linear_one_wins_on_linear_signal(choice)
     assert choice.winner.trained.family == "logistic", choice.reason
     assert isinstance(choice.winner.trained.model, Pipeline)
     assert choice.winner.trained.params["C"] in PARAMS.logistic.c_grid
-    assert choice.reason.startswith("logistic: highest validation AUC") and "catboost" in choice.reason
+    assert choice.reason.startswith("logistic: highest validation AUC")
+    assert "catboost" in choice.reason
 
 
 def test_the_choice_is_recorded_with_every_familys_metrics(choice, samples):
     tests = [_test_metrics(c, samples) for c in choice.candidates]
     record = family_selection(choice, tests)
-    assert record["winner"] == "logistic" and record["reason"] == choice.reason
+    assert record["winner"] == "logistic"
+    assert record["reason"] == choice.reason
     assert [f["family"] for f in record["families"]] == ["catboost", "logistic"]
     assert [f["selected"] for f in record["families"]] == [False, True]
     for family in record["families"]:

@@ -38,7 +38,8 @@ def test_calibration_by_decile_counts_and_rates():
     p = np.r_[np.full(10, 0.1), np.full(10, 0.9)]
     table = metrics.calibration_by_decile(y, p, bins=2)
     assert [row["rows"] for row in table] == [10, 10]
-    assert table[0]["observed_rate"] == pytest.approx(0.1) and table[1]["observed_rate"] == pytest.approx(1.0)
+    assert table[0]["observed_rate"] == pytest.approx(0.1)
+    assert table[1]["observed_rate"] == pytest.approx(1.0)
     assert table[0]["mean_predicted"] == pytest.approx(0.1)
 
 
@@ -81,7 +82,8 @@ def test_evaluate_reports_every_metric_on_corrected_probabilities():
         "base_rate",
         "calibration",
     }
-    assert result["rows"] == 1000 and result["positives"] == int(y.sum())
+    assert result["rows"] == 1000
+    assert result["positives"] == int(y.sum())
     assert result["mean_predicted"] < p_s.mean(), "the beta correction lowers probabilities"
     assert result["auc"] == pytest.approx(roc_auc_score(y, p_s)), "AUC is rank-based, unchanged by beta"
 

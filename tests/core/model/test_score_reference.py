@@ -57,7 +57,8 @@ def test_the_reference_is_the_new_champions_natural_probabilities_on_the_snapsho
     assert reference_snapshot(ctx, MARKET, MODEL) == SNAPSHOTS[-2] == reference.snapshot_date
     assert find_score_reference(ctx.warehouse, MARKET, MODEL, record.version) == reference
     frame = load_score_reference(ModelStore(ctx.models_dir), reference)
-    assert len(frame) == reference.rows == 300 and list(frame.columns) == ["customer_id", "probability"]
+    assert len(frame) == reference.rows == 300
+    assert list(frame.columns) == ["customer_id", "probability"]
     population = synthetic_frame(300, SNAPSHOTS, seed=5)
     population = population[population["snapshot_date"] == SNAPSHOTS[-2]]
     model = ModelStore(ctx.models_dir).load(record.version)

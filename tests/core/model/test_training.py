@@ -43,7 +43,8 @@ def test_challenger_learns_the_signal_out_of_time(samples, trained):
     assert result["auc"] > 0.68, f"test AUC {result['auc']:.3f} too low for a frame with strong signal"
     assert result["lift_top_decile"] > 2.0
     assert result["mean_predicted"] == pytest.approx(result["base_rate"], rel=0.25), "beta correction off"
-    assert trained.params["random_seed"] == 7 and trained.params["thread_count"] == 2
+    assert trained.params["random_seed"] == 7
+    assert trained.params["thread_count"] == 2
     assert 0 < trained.best_iteration < PARAMS.iterations, "early stopping on validation did not act"
 
 
@@ -54,7 +55,8 @@ def test_same_data_and_seed_give_the_same_model_hash(tmp_path, samples, trained)
     other_seed = store.save(fit_challenger(samples, PARAMS.model_copy(update={"seed": 8}), "m1/churn").model)
     assert first == second, "same data and seed must give the same content hash"
     assert other_seed != first
-    assert len(first) == 64 and store.artefact_path(first).is_file()
+    assert len(first) == 64
+    assert store.artefact_path(first).is_file()
 
 
 def test_store_round_trip_predicts_the_same(tmp_path, samples, trained):
@@ -103,7 +105,8 @@ def test_categoricals_become_string_categories_with_a_sentinel(samples):
     assert all(isinstance(level, str) for level in frame["region"].cat.categories)
     assert frame["region"].notna().all()
     assert (frame["region"] == "__missing__").any(), "synthetic region has missing values"
-    assert frame["age"].dtype == float and frame["age"].isna().any()
+    assert frame["age"].dtype == float
+    assert frame["age"].isna().any()
 
 
 def test_population_reference_is_a_seeded_sample_of_the_scoring_population():
@@ -119,7 +122,8 @@ def test_population_reference_is_a_seeded_sample_of_the_scoring_population():
     first = population_reference(population, ["x"], seed=1, rows=100)
     assert first.equals(population_reference(population, ["x"], seed=1, rows=100))
     assert list(first.columns) == ["snapshot_date", "x"]
-    assert len(first) == 100 and first["x"].is_unique
+    assert len(first) == 100
+    assert first["x"].is_unique
     assert len(population_reference(population, ["x"], seed=1, rows=1000)) == 500
     with pytest.raises(ValueError, match="population is empty"):
         population_reference(population.head(0), ["x"], seed=1)

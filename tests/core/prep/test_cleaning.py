@@ -97,7 +97,8 @@ def test_every_rule_drops_what_it_should(decisions: pd.DataFrame) -> None:
 
 def test_an_all_missing_column_is_dropped_with_missing_share_one(decisions: pd.DataFrame) -> None:
     row = final(decisions, "empty")
-    assert row.measured == 1.0 and row.reason.startswith("missing share 1.0")
+    assert row.measured == 1.0
+    assert row.reason.startswith("missing share 1.0")
 
 
 def test_good_variables_are_kept_with_every_rule_recorded(decisions: pd.DataFrame) -> None:
@@ -119,14 +120,17 @@ def test_rare_levels_are_grouped_into_other_in_the_frame(
     frame_warehouse: Warehouse, decisions: pd.DataFrame
 ) -> None:
     row = decisions[(decisions.variable == "region") & (decisions.rule == "categories")].iloc[0]
-    assert row.decision == "group" and row.measured == 5
+    assert row.decision == "group"
+    assert row.measured == 5
     levels = set(frame_warehouse.query("select distinct region from prep.tf__uk__c").region)
     assert levels == {"north", "south", "east", "west", "other"}
 
 
 def test_too_many_levels_keep_the_most_frequent(frame_warehouse: Warehouse, decisions: pd.DataFrame) -> None:
     row = decisions[(decisions.variable == "shop") & (decisions.rule == "categories")].iloc[0]
-    assert row.decision == "group" and row.measured == 8 and row.threshold == 5
+    assert row.decision == "group"
+    assert row.measured == 8
+    assert row.threshold == 5
     levels = set(frame_warehouse.query("select distinct shop from prep.tf__uk__c").shop)
     assert len(levels) == 5 and "other" in levels, "at most max_categories levels, 'other' included"
 
@@ -141,7 +145,8 @@ def test_a_rerun_replaces_the_cells_decisions(warehouse: Warehouse) -> None:
     decisions = build(warehouse)
     build_training_frame(warehouse, "uk", SPEC, "run2")
     again = warehouse.query("select * from prep.variable_decisions where model = 'c'")
-    assert len(again) == len(decisions) and set(again._run_id) == {"run2"}
+    assert len(again) == len(decisions)
+    assert set(again._run_id) == {"run2"}
 
 
 def test_auc_from_ranks_matches_sklearn() -> None:

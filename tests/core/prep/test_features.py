@@ -117,7 +117,9 @@ def test_short_history_gives_null_lags_and_windows_over_what_exists(
 ) -> None:
     sql, _ = frame
     first = sql.groupby("customer_id").head(1)
-    assert first["v__lag1"].isna().all() and first["v__std3"].isna().all() and first["v__trend3"].isna().all()
+    assert first["v__lag1"].isna().all()
+    assert first["v__std3"].isna().all()
+    assert first["v__trend3"].isna().all()
     with_value = first[first["v"].notna()]
     assert (with_value["v__mean3"] == with_value["v"]).all(), "a one-month window averages that month"
 

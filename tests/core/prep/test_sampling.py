@@ -38,7 +38,8 @@ def after_rates(plan: SamplePlan, days: list[dt.date]) -> list[float]:
 
 def test_test_split_is_the_latest_snapshot_at_its_natural_rate() -> None:
     plan = plan_samples(counts(), SamplingSpec(max_rows=None), "uk/m")
-    assert plan.test_snapshots == [DAYS[-1]] and plan.train_snapshots == DAYS[:-1]
+    assert plan.test_snapshots == [DAYS[-1]]
+    assert plan.train_snapshots == DAYS[:-1]
     assert plan.totals("test") == (5000, round(5000 * RATES[-1])), "test is neither de-trended nor balanced"
     assert not plan.cross_sectional
 
@@ -100,7 +101,8 @@ def test_validation_is_a_stratified_share() -> None:
 
 def test_one_labelled_snapshot_is_cross_sectional() -> None:
     plan = plan_samples([SnapshotCounts(DAYS[0], 10000, 800)], SamplingSpec(max_rows=None), "uk/m")
-    assert plan.cross_sectional and plan.test_snapshots == [DAYS[0]] == plan.train_snapshots
+    assert plan.cross_sectional
+    assert plan.test_snapshots == [DAYS[0]] == plan.train_snapshots
     test_rows, test_pos = plan.totals("test")
     assert test_rows == 2000 and test_pos == 160, "a stratified share at the natural rate"
     assert sum(s.test + s.validation + s.train for s in plan.strata) <= 10000
@@ -172,13 +174,16 @@ def test_sample_rates_are_equal_after_detrending(sampled: Warehouse) -> None:
 
 def test_load_model_samples_returns_the_kept_features(sampled: Warehouse) -> None:
     samples = prepared.load_model_samples(sampled, "uk", "s")
-    assert samples.features[:2] == ["x", "segment"] and samples.categorical == ["segment"]
+    assert samples.features[:2] == ["x", "segment"]
+    assert samples.categorical == ["segment"]
     assert "lab" not in samples.features
     assert list(samples.frame.columns[:5]) == ["customer_id", "snapshot_date", "split", "weight", "target"]
     assert samples.frame["segment"].map(type).eq(str).all()
     assert samples.frame["x__lag1"].dtype == np.float64
-    assert samples.test_snapshots == [dt.date(2024, 5, 1)] and samples.first_snapshot == dt.date(2024, 1, 1)
-    assert 0 < samples.beta < 1 and not samples.cross_sectional
+    assert samples.test_snapshots == [dt.date(2024, 5, 1)]
+    assert samples.first_snapshot == dt.date(2024, 1, 1)
+    assert 0 < samples.beta < 1
+    assert not samples.cross_sectional
     train = samples.frame[samples.frame.split == "train"]
     assert (1 - train.target).sum() / train.target.sum() == pytest.approx(3.0, rel=0.05)
     test_only = prepared.load_model_samples(sampled, "uk", "s", splits=("test",))
@@ -198,7 +203,8 @@ def test_read_api_of_the_frame(sampled: Warehouse) -> None:
     assert prepared.labelled_snapshots(sampled, "uk", "s") == [dt.date(2024, m, 1) for m in range(1, 6)]
     population = prepared.load_population(sampled, "uk", "s", ["segment", "x__mean3"])
     assert list(population.columns) == ["customer_id", "snapshot_date", "target", "segment", "x__mean3"]
-    assert len(population) == 1500 and population.target.isna().all()
+    assert len(population) == 1500
+    assert population.target.isna().all()
     older = prepared.load_population(sampled, "uk", "s", [], dt.date(2024, 2, 1))
     assert older.target.notna().all()
     assert frame_table("uk", "s") == "prep.tf__uk__s"
@@ -219,7 +225,9 @@ def test_cross_sectional_samples(warehouse: Warehouse) -> None:
     summary = build_model_samples(warehouse, "uk", SPEC, "run")
     assert summary.plan.cross_sectional
     facts = sample_facts(warehouse, "uk", "s")
-    assert facts.cross_sectional and facts.duplicated_keys == 0 and facts.out_of_time()
+    assert facts.cross_sectional
+    assert facts.duplicated_keys == 0
+    assert facts.out_of_time()
     samples = prepared.load_model_samples(warehouse, "uk", "s")
     assert set(samples.frame.split) == {"train", "validation", "test"}
     assert samples.cross_sectional

@@ -88,9 +88,11 @@ def test_the_latest_snapshot_is_scored_whole_although_its_outcome_is_unknown(car
     # then it is exactly the latest snapshot's eligible customers, new ones included, outcome unknown
     assert prepared.latest_snapshot(warehouse, MARKET, name) == MONTHS[-1]
     assert set(pd.to_datetime(population["snapshot_date"]).dt.date) == {MONTHS[-1]}
-    assert set(population["customer_id"]) == expected and len(population) == len(expected)
+    assert set(population["customer_id"]) == expected
+    assert len(population) == len(expected)
     assert population["target"].isna().all()
-    assert summary.scoring_snapshot == MONTHS[-1] and summary.scoring_rows == len(expected)
+    assert summary.scoring_snapshot == MONTHS[-1]
+    assert summary.scoring_rows == len(expected)
     assert MONTHS[-1] not in prepared.labelled_snapshots(warehouse, MARKET, name)
 
 
@@ -103,7 +105,8 @@ def test_samples_hold_only_known_outcomes(car, name: str) -> None:
     build_model_samples(warehouse, MARKET, spec, "run")
 
     samples = prepared.load_model_samples(warehouse, MARKET, name).frame
-    assert samples["target"].notna().all() and set(samples["target"]) == {0, 1}
+    assert samples["target"].notna().all()
+    assert set(samples["target"]) == {0, 1}
     days = set(pd.to_datetime(samples["snapshot_date"]).dt.date)
     assert MONTHS[-1] not in days, "the unlabelled latest snapshot is never trained or tested on"
     assert max(days) == MONTHS[LAST_KNOWN[name]], "the test is the latest snapshot with known outcomes"
@@ -117,7 +120,8 @@ def test_an_empty_latest_population_fails_and_never_falls_back(tmp_path) -> None
     store(warehouse, frames)
     upgrade = {"kind": "movement", "product": "base_tier", "from": ["basic", "standard"], "to": ["premium"]}
     summary = build_training_frame(warehouse, MARKET, model_spec("upgrade", upgrade, []), "run")
-    assert summary.scoring_rows == 0 and summary.last_snapshot == MONTHS[-2]
+    assert summary.scoring_rows == 0
+    assert summary.last_snapshot == MONTHS[-2]
 
     # then the scoring population fails naming the latest snapshot, not the frame's last one
     with pytest.raises(PrepError, match=rf"uk/upgrade: no eligible customer to score in {MONTHS[-1]}"):

@@ -130,7 +130,9 @@ def test_a_missing_month_makes_the_month_before_unobservable(warehouse: Warehous
 def test_numeric_product_values_compare_as_numbers(warehouse: Warehouse) -> None:
     write_car(warehouse, HISTORY)
     got = labels(warehouse, spec({"kind": "movement", "product": "bought", "from": [0], "to": [1]}))
-    assert got[("a", JAN)] == 1 and got[("b", JAN)] == 0 and got[("b", FEB)] == 1
+    assert got["a", JAN] == 1
+    assert got["b", JAN] == 0
+    assert got["b", FEB] == 1
 
 
 def test_a_product_column_that_does_not_exist_names_the_cell_and_column(warehouse: Warehouse) -> None:

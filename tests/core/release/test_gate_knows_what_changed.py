@@ -63,10 +63,13 @@ def test_july_drift_with_the_champion_kept_is_held_against_its_last_release(cell
     june_id = released_in_june(cell)
     july = month(cell, JULY, V1, probabilities(2, *V1["shape"]) * 2.2)  # same model, population moved
 
-    assert july.held_back and july.in_force.release_id == june_id
+    assert july.held_back
+    assert july.in_force.release_id == june_id
     stability = results(july)["distribution_stable"]
-    assert not stability.passed and stability.value > SPEC.score_checks.max_psi
-    assert stability.reference.startswith(f"last release {june_id}") and "same model" in stability.reference
+    assert not stability.passed
+    assert stability.value > SPEC.score_checks.max_psi
+    assert stability.reference.startswith(f"last release {june_id}")
+    assert "same model" in stability.reference
     assert results(july)["ranks_stable"].reference.startswith("last release")
 
 
@@ -80,10 +83,12 @@ def test_august_a_new_champion_is_released_because_its_scores_match_its_own_refe
 
     assert august.status == "released", august.reason
     checks = results(august)
-    assert checks["distribution_stable"].passed and checks["distribution_stable"].value < 0.05
+    assert checks["distribution_stable"].passed
+    assert checks["distribution_stable"].value < 0.05
     assert "own scores on 2024-07-01" in checks["distribution_stable"].reference
     assert f"champion changed since the last release {june_id}" in checks["distribution_stable"].reference
-    assert checks["ranks_stable"].passed and checks["ranks_stable"].value is None
+    assert checks["ranks_stable"].passed
+    assert checks["ranks_stable"].value is None
     assert "champion changed" in checks["ranks_stable"].detail
     assert checks["mean_near_expected"].reference.startswith("test_base_rate of v2")
 
@@ -108,9 +113,11 @@ def test_a_broken_feed_under_an_unchanged_champion_is_still_held(cell):
     broken = np.clip(probabilities(5, *V2["shape"]) + 0.25, 0, 1)  # a feed fault lifts every score
     september = month(cell, SEPTEMBER, V2, broken)
 
-    assert september.held_back and september.in_force.release_id == august.release_id
+    assert september.held_back
+    assert september.in_force.release_id == august.release_id
     stability = results(september)["distribution_stable"]
-    assert not stability.passed and stability.reference.startswith(f"last release {august.release_id}")
+    assert not stability.passed
+    assert stability.reference.startswith(f"last release {august.release_id}")
 
 
 def test_a_broken_feed_under_a_new_champion_is_held_against_its_own_reference(cell):
@@ -150,7 +157,8 @@ def test_a_snapshot_older_than_the_markets_latest_is_not_released(cell):
         MARKET,
     )
 
-    assert july.held_back and not results(july)["snapshot_current"].passed
+    assert july.held_back
+    assert not results(july)["snapshot_current"].passed
     assert "latest ingested 2024-08-01" in results(july)["snapshot_current"].detail
     assert allowed.status == "released", allowed.reason
 

@@ -83,27 +83,34 @@ def test_a_linear_champion_is_chosen_scores_releases_and_serves(cell: StageConte
     decided = decide_champion(cell, SPEC, MARKET)
 
     # then the logistic family won on validation and became the first champion, with its record
-    assert trained["outcome"] == "trained" and str(trained["family_reason"]).startswith("logistic")
+    assert trained["outcome"] == "trained"
+    assert str(trained["family_reason"]).startswith("logistic")
     assert list(trained["families"]["family"]) == ["catboost", "logistic"]
     version = str(trained["challenger_version"])
     assert (cell.models_dir / f"{version}.pkl").is_file(), "a logistic model is a hashed .pkl artefact"
-    assert decided["outcome"] == "promote" and decided["live_version"] == version
+    assert decided["outcome"] == "promote"
+    assert decided["live_version"] == version
     assert decided["challenger_family"] == "logistic"
     with cell.warehouse.session():
         record = registry.model_record(cell.warehouse, MARKET, MODEL, version)
         decisions = registry.decisions(cell.warehouse, MARKET, MODEL)
-    assert record.family == "logistic" and record.calibrator.method in ("platt", "isotonic")
+    assert record.family == "logistic"
+    assert record.calibrator.method in ("platt", "isotonic")
     kept = json.loads(decisions.iloc[-1]["family_selection"])
-    assert kept["winner"] == "logistic" and len(kept["families"]) == 2
+    assert kept["winner"] == "logistic"
+    assert len(kept["families"]) == 2
     assert decisions.iloc[-1]["challenger_family"] == "logistic"
-    assert record.metrics["ece"] < 0.03 and "brier" in record.metrics
+    assert record.metrics["ece"] < 0.03
+    assert "brier" in record.metrics
 
     # and the linear champion scores the latest snapshot, passes the gate, and is served
     scored = score_cell(cell, SPEC, MARKET)
-    assert scored["model_version"] == version and scored["rows"] == CUSTOMERS
+    assert scored["model_version"] == version
+    assert scored["rows"] == CUSTOMERS
     outcome = release_cell(cell, SPEC, MARKET)
     assert outcome.status == "released", outcome.reason
     release = ReleaseReader(cell.releases_dir).get(MARKET, MODEL)
     assert len(release.customer_ids) == CUSTOMERS
     row = release.row(0)
-    assert 0 < float(row["probability"]) < 1 and 0 < float(row["percentile"]) <= 100
+    assert 0 < float(row["probability"]) < 1
+    assert 0 < float(row["percentile"]) <= 100

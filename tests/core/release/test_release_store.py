@@ -93,7 +93,8 @@ def test_same_scores_give_the_same_release_and_no_new_files(store):
     files = sorted(p.name for p in store.cell_dir("uk", "churn").iterdir())
     again, created_again = publish(store, "uk", "churn", scored(), OutputSpec(), NOW + dt.timedelta(days=1))
 
-    assert created and not created_again
+    assert created
+    assert not created_again
     assert again == first, "the manifest in force is untouched, released_at included"
     assert sorted(p.name for p in store.cell_dir("uk", "churn").iterdir()) == files
     other, _ = publish(store, "uk", "churn", scored(seed=1), OutputSpec(), NOW)

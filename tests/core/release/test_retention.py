@@ -169,7 +169,8 @@ def test_car_snapshots_beyond_the_window_are_deleted_rows_and_files(layout):
     assert _names(plan.landing_files) == {f"car_{d}.parquet" for d in oldest}
     apply_retention(paths, plan)
     kept = wh.query("select distinct snapshot_date from car.m1 order by 1")["snapshot_date"]
-    assert len(kept) == 36 and kept.iloc[0].date() == add_months(FIRST, 4)
+    assert len(kept) == 36
+    assert kept.iloc[0].date() == add_months(FIRST, 4)
     assert not any((paths.landing / "m1" / f"car_{d}.parquet").exists() for d in oldest)
     assert len(list((paths.landing / "m1").iterdir())) == 36
     assert len(wh.query("select * from ops.car_files")) == 1, "the ingest ledger is the audit trail: kept"

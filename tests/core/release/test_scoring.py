@@ -39,7 +39,8 @@ def test_deciles_are_equal_sized_and_decile_one_is_the_top():
     raw = np.linspace(0, 1, 1000)
     _, decile = percentile_ranks(raw, np.array([f"c{i:04d}" for i in range(1000)]))
     assert np.bincount(decile)[1:].tolist() == [100] * 10
-    assert decile[-1] == 1 and decile[0] == 10
+    assert decile[-1] == 1
+    assert decile[0] == 10
 
 
 def test_realised_performance_known_answer():
@@ -70,7 +71,8 @@ def test_score_population_rows_lineage_and_probabilities():
     scores = score_population(
         trained.model, population, record, ChampionPointer("v" * 64, "d1", now), "run1", now
     )
-    assert len(scores) == 1500 and scores["customer_id"].is_unique
+    assert len(scores) == 1500
+    assert scores["customer_id"].is_unique
     assert scores[["model_version", "decision_id", "run_id"]].drop_duplicates().to_numpy().tolist() == [
         ["v" * 64, "d1", "run1"]
     ]
@@ -78,7 +80,8 @@ def test_score_population_rows_lineage_and_probabilities():
     assert (scores["probability"] < scores["raw_score"]).all(), (
         "down-sampling correction lowers probabilities"
     )
-    assert scores["probability"].between(0, 1).all() and scores["percentile"].between(0, 100).all()
+    assert scores["probability"].between(0, 1).all()
+    assert scores["percentile"].between(0, 100).all()
     top = scores.sort_values("raw_score").tail(150)
     assert (top["decile"] == 1).all()
 

@@ -167,21 +167,27 @@ def test_the_grid_gathers_every_stage_fact_per_cell(factory):
     assert len(grid) == 4
     churn = cells.loc[("uk", "churn")]
     assert churn["dc1"] == "pass 2026-10-31", "the latest snapshot's result, not an older failure"
-    assert churn["champion_version"] == "v1" and churn["champion_age_days"] == 61
+    assert churn["champion_version"] == "v1"
+    assert churn["champion_age_days"] == 61
     assert churn["test_auc"] == pytest.approx(0.78)
-    assert churn["last_decision"] == "keep" and churn["last_decision_reason"].startswith("uplift 0.001")
+    assert churn["last_decision"] == "keep"
+    assert churn["last_decision_reason"].startswith("uplift 0.001")
     assert churn["drift_share"] == pytest.approx(0.12), "the latest drift record"
     assert churn["last_release_id"] == "r1" and pd.Timestamp(churn["last_release_at"]) == pd.Timestamp(
         2026, 10, 1, 6
     )
-    assert bool(churn["held_back"]) and churn["held_back_reason"] == "valid_values: 3 NaN"
+    assert bool(churn["held_back"])
+    assert churn["held_back_reason"] == "valid_values: 3 NaN"
     assert churn["score_checks"] == "valid_values"
-    assert churn["released_scores"] == "failed" and churn["scores"] == "ok"
+    assert churn["released_scores"] == "failed"
+    assert churn["scores"] == "ok"
     assert churn["health"] == "failing"
     assert churn["problem"] == "held back: valid_values: 3 NaN (still serving r1)"
 
     kids = cells.loc[("uk", "addon_kids")]
-    assert kids["health"] == "ok" and kids["problem"] == "" and not kids["held_back"]
+    assert kids["health"] == "ok"
+    assert kids["problem"] == ""
+    assert not kids["held_back"]
     assert (
         kids["champion_version"] == "v2"
         and kids["champion_age_days"] == 7
@@ -189,9 +195,11 @@ def test_the_grid_gathers_every_stage_fact_per_cell(factory):
     )
 
     de = cells.loc[("de", "churn")]
-    assert de["dc1"] == "FAIL 2026-10-31: contract" and de["health"] == "failing"
+    assert de["dc1"] == "FAIL 2026-10-31: contract"
+    assert de["health"] == "failing"
     assert de["problem"] == "Data Checker 1 failed: contract"
-    assert de["data_checker_1"] == "failed" and de["training_frame"] == ""
+    assert de["data_checker_1"] == "failed"
+    assert de["training_frame"] == ""
 
     assert list(grid["health"]) == ["failing", "failing", "failing", "ok"], "worst first"
 
@@ -200,8 +208,10 @@ def test_an_empty_factory_shows_cells_not_run_yet(warehouse):
     grid = build_status(warehouse, ["uk"], ["churn"], NOW)
     assert len(grid) == 1
     row = grid.iloc[0]
-    assert row["health"] == "attention" and row["problem"].startswith("not run yet: training_frame")
-    assert not row["held_back"] and row["dc1"] == ""
+    assert row["health"] == "attention"
+    assert row["problem"].startswith("not run yet: training_frame")
+    assert not row["held_back"]
+    assert row["dc1"] == ""
     assert "not run yet" in format_status_table(grid)
 
 
@@ -211,9 +221,11 @@ def test_the_text_table_for_the_cli(factory):
     lines = text.splitlines()
     assert lines[0].split()[:6] == ["market", "model", "health", "DC1", "stages", "ok"]
     assert len(lines) == 2 + len(grid)
-    assert "0.780" in text and "held back: valid_values" in text
+    assert "0.780" in text
+    assert "held back: valid_values" in text
     markdown = format_status_table(grid, tablefmt="github")
-    assert markdown.startswith("| market") and "|--" in markdown.replace(" ", "").replace(":", "")
+    assert markdown.startswith("| market")
+    assert "|--" in markdown.replace(" ", "").replace(":", "")
     assert format_status_table(grid.iloc[0:0]).startswith("(no cells")
 
 
@@ -221,10 +233,13 @@ def test_the_html_page_makes_failing_cells_stand_out_and_escapes_text(factory):
     grid = build_status(factory, ["uk", "de"], ["churn", "addon_kids"], NOW)
     page = render_status_html(grid, NOW)
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count('<tr class="failing" ') == 3 and page.count('<tr class="ok" ') == 1
-    assert "3 failing" in page and "1 ok" in page
+    assert page.count('<tr class="failing" ') == 3
+    assert page.count('<tr class="ok" ') == 1
+    assert "3 failing" in page
+    assert "1 ok" in page
     assert page.count("<script>") == 1 and "&lt;script&gt;" in page, "only the page's own filter script"
-    assert 'data-health="failing" data-market=' in page and 'id="filter-health"' in page
+    assert 'data-health="failing" data-market=' in page
+    assert 'id="filter-health"' in page
 
 
 def test_the_grid_is_stored_as_one_table(factory):
@@ -232,7 +247,8 @@ def test_the_grid_is_stored_as_one_table(factory):
     assert store_status(factory, grid, "run-1") == 4
     assert store_status(factory, grid.head(2), "run-2") == 2
     stored = factory.query("select * from ops.factory_status")
-    assert len(stored) == 2 and set(stored["_run_id"]) == {"run-2"}
+    assert len(stored) == 2
+    assert set(stored["_run_id"]) == {"run-2"}
     store_status(factory, grid, "run-3")
     reread = factory.query("select * from ops.factory_status order by market desc, model desc")
     assert format_status_table(reread) == format_status_table(grid), "the CLI prints the stored grid as built"
@@ -255,7 +271,8 @@ def test_a_live_release_older_than_the_specs_limit_is_failing_stale_since_the_da
         assert kids["health"] == "failing"
         assert kids["problem"].startswith("stale since 2026-11-01: live release k1 of 2026-10-31")
     else:
-        assert kids["health"] == "ok" and kids["problem"] == ""
+        assert kids["health"] == "ok"
+        assert kids["problem"] == ""
 
 
 def test_staleness_is_shown_whatever_the_reason_and_a_cell_never_released_is_not_stale(factory):
