@@ -249,9 +249,9 @@ def run_once(current: deployment.Deployment) -> bool:
     # Imported here: they load the deployment the environment names, which `--project` sets.
     from factory_assets.definitions import defs
     from factory_assets.jobs import row_tags
-    from factory_assets.partitions import markets_partitions
+    from factory_assets.partitions import check_market, markets_partitions
 
-    markets = deployment_markets(current)
+    markets = [check_market(m, "factory once") for m in deployment_markets(current)]
     ok = True
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(markets_partitions.name, markets)

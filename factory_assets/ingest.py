@@ -14,7 +14,7 @@ from factory_assets.core.car.check_store import latest_snapshot, stored_result
 from factory_assets.core.car.checks import CarCheckThresholds, CheckResult
 from factory_assets.core.car.ingest import Rejection, collect_inputs, market_summary
 from factory_assets.core.names import Stage, car_table
-from factory_assets.partitions import markets_partitions
+from factory_assets.partitions import check_market, markets_partitions
 from resources.deployment import DeploymentResource
 from resources.landing import LandingResource
 from resources.warehouse import WarehouseResource
@@ -95,7 +95,7 @@ def car_snapshots(
     verdict); a rejected or blocked one is not written (the previous data stays), is checked again
     on the next run, and fails the market's gate for the model stages.
     """
-    market = context.partition_key
+    market = check_market(context.partition_key, "car_snapshots")
     wh, settings = warehouse.get(), deployment.get()
     contract = settings.contract
     defaults, severities = settings.checker_one(market)

@@ -17,6 +17,7 @@ lacks), which fail the cell's `training_frame` with the cell and the cause while
 from __future__ import annotations
 
 import datetime as dt
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ from support.reliability import (
 from factory_assets.core import cell_status
 from factory_assets.core.names import Table
 from factory_assets.core.paths import DEFAULT_SPECS_DIR, FactoryPaths
+from factory_assets.core.release import store as release_store
+from factory_assets.core.release.reader import ReleaseReader
 from factory_assets.core.specs import SpecError, load_spec
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.demo.car import (
@@ -194,7 +197,10 @@ CAR_FAULTS = [
         "truncated_parquet", _kind("truncated_parquet"), "contract", ["cannot read the file as parquet"]
     ),
     CarFault(
-        "bad_encoding_csv", _kind("bad_encoding_csv"), "contract", ["cannot read the file as csv", "utf-8"]
+        "bad_encoding_csv",
+        _kind("bad_encoding_csv"),
+        "contract",
+        ["cannot read the file as csv", "not UTF-8 (byte 0xfc at line", "re-export it as UTF-8"],
     ),
     CarFault(
         "negative_counts",
@@ -352,6 +358,54 @@ def test_half_written_file_is_ignored_until_complete(released, months, tmp_path)
     assert _durable(paths) == before
 
 
+def test_disk_full_while_publishing_fails_the_cell_naming_the_file_and_keeps_the_release(
+    released, months, tmp_path, monkeypatch
+):
+    """Issue 15: `OSError: [Errno 28]` with no path, no record, and a run reported as a success."""
+    paths = copy_factory(released, tmp_path / "data")
+    before = _durable(paths)
+    write_snapshot(months[NEXT_MONTH], snapshot_path(paths.landing, MARKET, NEXT_MONTH, "parquet"))
+
+    def full(path: Path, payload: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with new_instance() as instance:
+        assert run_ingest(paths, instance).success
+        monkeypatch.setattr(release_store, "write_atomic", full)
+        cell = run_cell(paths, instance)
+        monkeypatch.undo()
+
+    wh = Warehouse(paths.warehouse)
+    outcome = cell_status.latest(wh, MARKET, MODEL, "released_scores")
+    assert not cell.success
+    assert outcome.status == "failed", outcome
+    for word in ["WriteFailedError", f"cannot write {paths.releases / MARKET / MODEL}", "the disk is full"]:
+        assert word in outcome.message, f"'{word}' missing from: {outcome.message[:400]}"
+    assert table_rows(wh, Table.RELEASES, "*", "release_id") == before["ledger"], "no record of a release"
+    assert release_state(paths) == before["release_files"]
+    served = ReleaseReader(paths.releases).get(MARKET, MODEL)
+    in_force = before["release_files"]["manifests"][f"{MARKET}/{MODEL}/current.json"]
+    assert served.manifest.release_id == in_force["release_id"]
+
+
+def test_a_market_registered_by_hand_with_an_invalid_code_fails_naming_it_and_the_rule(released, tmp_path):
+    """Issue 15: a partition 'RB' added by hand (Dagster accepts any key) ended in a raw ValueError."""
+    paths = copy_factory(released, tmp_path / "data")
+    before = _durable(paths)
+    with new_instance(("RB",)) as instance:
+        result = run_ingest(paths, instance, "RB")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.to_string()
+    for word in [
+        "market 'RB' is not a valid market code",
+        "a lower-case letter",
+        "delete the partition 'RB'",
+    ]:
+        assert word in message, f"'{word}' missing from: {message[:400]}"
+    assert _durable(paths) == before
+
+
 # ---- specs -------------------------------------------------------------------------------------------
 
 CHURN = yaml.safe_load((DEFAULT_SPECS_DIR / "churn.yaml").read_text(encoding="utf-8"))
@@ -457,6 +511,10 @@ DATA_SPEC_FAULTS = {
         _with(features__include=["nope_col"]),
         ["rb/churn", "features.include", "nope_col"],
     ),
+    "population_number_against_text_column": (
+        _with(population=[{"column": "region", "op": ">=", "value": 3}]),
+        ["rb/churn", "population filter on 'region'", "compares a number (int) with a text column (VARCHAR)"],
+    ),
     "population_column_not_in_car": (
         _with(population=[{"column": "nope_col", "op": ">=", "value": 3}]),
         ["rb/churn", "population filter", "nope_col"],
@@ -490,7 +548,14 @@ def test_spec_impossible_on_the_car_fails_the_cell_and_keeps_the_release(
 
 
 def test_corpus_size():
-    """The corpus: 51 faulty inputs here, 13 more at the core (tests/core/car/test_admit.py)."""
-    core_cases = 13
-    total = len(CAR_FAULTS) + 2 + len(SPEC_FAULTS) + 3 + len(DATA_SPEC_FAULTS) + core_cases
-    assert total >= 64, total
+    """The corpus: 54 faulty inputs here, 15 more at the core (tests/core/car/test_admit.py) and one in
+    tests/core/model/test_drift.py (no feature with values on both sides of the drift report): 70.
+
+    Here: the CAR faults, 4 CAR-side tests (an all-null feature, a half-written file, a full disk while
+    publishing, an invalid market registered by hand), the invalid and unreadable specs, and the specs
+    impossible on the CAR.
+    """
+    here = len(CAR_FAULTS) + 4 + len(SPEC_FAULTS) + 3 + len(DATA_SPEC_FAULTS)
+    core_cases = 15 + 1
+    assert here == 54, here
+    assert here + core_cases >= 70, here + core_cases

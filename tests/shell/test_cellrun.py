@@ -115,3 +115,8 @@ def test_a_stage_shares_one_connection_across_its_cells_and_survives_a_failure(
     statuses = warehouse.query("select model, status from ops.cell_status where stage = 'released_stage'")
     by_model = dict(zip(statuses["model"], statuses["status"], strict=True))
     assert by_model == {m: "failed" if m == BROKEN else "ok" for m in MODELS}
+
+
+def test_decode_cell_refuses_an_invalid_market_naming_it_and_the_rule():
+    with pytest.raises(ValueError, match=r"market 'UK' is not a valid market code: it must be a lower-case"):
+        decode_cell("UK|churn")

@@ -375,3 +375,19 @@ def test_problem_files_of_the_market_and_clashes_with_the_external_car_are_rejec
         str(paths.landing / "uk" / f"car_{MONTHS[0]}.parquet"),
         f"{export}#market=uk&snapshot={MONTHS[0]}",
     }
+
+
+def test_a_market_registered_by_hand_with_an_invalid_code_fails_naming_it_and_the_rule(
+    paths, resources, instance
+):
+    # Dagster accepts any partition key; 'UK' cannot be a table name (issue 15: a raw ValueError).
+    land_good_market(paths.landing, "uk")
+
+    result = materialize(instance, resources, "UK", raise_on_error=False)
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.to_string()
+    assert "market 'UK' is not a valid market code" in message
+    assert "a lower-case letter" in message
+    assert "^[a-z][a-z0-9_]{0,39}$" in message

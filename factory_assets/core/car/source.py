@@ -131,13 +131,40 @@ def _scan_market(folder: Path, cutoff: float) -> tuple[list[SnapshotFile], list[
     return files, problems, pending
 
 
+def _hidden_market_problem(entry: Path) -> FileProblem | None:
+    """A folder whose name starts with '.' that is, or looks like, a market folder: a problem to report.
+
+    Decision: a '..' folder (`..x`) is always reported (no tool hides a folder that way; it is a
+    mistyped market). Another hidden folder is reported only when it holds a file named like a CAR
+    snapshot (`.uk/car_2025-01-31.parquet`): a market hidden by mistake. Other hidden folders stay
+    ignored silently, because landing folders on shared drives routinely hold `.git`, `.Trash-1000`,
+    `.snapshot` or a sync tool's cache, and reporting those on every sensor tick would bury the
+    problems that matter. (Their names are often valid market codes after the dot, so that rule
+    would not tell them apart.)
+    """
+    if not (entry.name.startswith(".") and entry.is_dir()):
+        return None
+    rule = f"a market folder is named by a valid market code ({KEY_PATTERN.pattern})"
+    if entry.name.startswith(".."):
+        return FileProblem(entry, f"market folder '{entry.name}' is not a valid partition key: {rule}")
+    snapshots = sorted(p.name for p in entry.iterdir() if SNAPSHOT_FILE.match(p.name))
+    if not snapshots:
+        return None
+    return FileProblem(
+        entry,
+        f"hidden folder '{entry.name}' holds CAR file(s) ({', '.join(snapshots[:3])}) but is ignored "
+        f"because its name starts with '.': {rule}; rename it to land the market",
+    )
+
+
 def scan_landing(landing_dir: Path, settle_seconds: float = 2.0, now: float | None = None) -> LandingScan:
     """List the landing folder by name and stat only (no file is opened).
 
     Ignored: names starting with '.', ending in `.part`/`.tmp`, and files modified less than
     `settle_seconds` ago (a copy in progress; picked up once settled). Reported as problems: files
-    outside a market folder, bad names, market folders that are not valid partition keys, and two
-    files for one snapshot (both are held back until one is removed).
+    outside a market folder, bad names, market folders that are not valid partition keys (a '..'
+    folder, or a hidden folder holding CAR files: `_hidden_market_problem`), and two files for one
+    snapshot (both are held back until one is removed).
     """
     landing_dir = Path(landing_dir)
     if not landing_dir.is_dir():
@@ -147,12 +174,13 @@ def scan_landing(landing_dir: Path, settle_seconds: float = 2.0, now: float | No
     problems: list[FileProblem] = []
     pending: list[Path] = []
     for entry in sorted(landing_dir.iterdir()):
-        if _ignored(entry) and not (entry.is_dir() and entry.name.startswith("..")):
+        hidden = _hidden_market_problem(entry)
+        if hidden is not None:
+            problems.append(hidden)
             continue
-        if entry.is_dir() and entry.name.startswith(".."):
-            reason = f"market folder '{entry.name}' is not a valid partition key ({KEY_PATTERN.pattern})"
-            problems.append(FileProblem(entry, reason))
-        elif not entry.is_dir():
+        if _ignored(entry):
+            continue
+        if not entry.is_dir():
             problems.append(FileProblem(entry, "file outside a market folder (<landing>/<market>/...)"))
         elif not KEY_PATTERN.match(entry.name):
             reason = f"market folder '{entry.name}' is not a valid partition key ({KEY_PATTERN.pattern})"
@@ -181,11 +209,38 @@ def read_car_file(path: Path, fmt: str | None = None, customer_key: str = "custo
             _refuse_other_delimiter(path, frame)
         else:
             raise CarReadError(f"{path}: unsupported CAR file format '{fmt}' (parquet or csv)")
+    except UnicodeDecodeError as exc:
+        raise CarReadError(f"{path}: cannot read the file as {fmt}: {encoding_hint(path)}") from exc
     except (OSError, ValueError, pa.ArrowException) as exc:
         if isinstance(exc, CarReadError):
             raise
         raise CarReadError(f"{path}: cannot read the file as {fmt}: {type(exc).__name__}: {exc}") from exc
     return frame.reset_index(drop=True)
+
+
+_UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def encoding_hint(path: Path) -> str:
+    """Why a CSV is not UTF-8: the first bad byte with its line and offset, a likely encoding, the fix.
+
+    The whole file is read again (only on this error path): the decoder's own position is relative
+    to the chunk pandas was reading, not to the file.
+    """
+    raw = path.read_bytes()
+    if raw.startswith(_UTF16_MARKS):
+        return "not UTF-8 (it starts with a UTF-16 byte-order mark): re-export it as UTF-8 (CSV UTF-8)"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        excerpt = raw[start : exc.start + 10].decode("utf-8", errors="replace").strip()
+        return (
+            f"not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line}, byte offset {exc.start}: "
+            f"{excerpt[:60]!r}; perhaps latin-1 / Windows-1252): re-export it as UTF-8 (UnicodeDecodeError)"
+        )
+    return "not readable as UTF-8: re-export it as UTF-8 (UnicodeDecodeError)"
 
 
 OTHER_DELIMITERS = (";", "\t", "|")

@@ -10,6 +10,7 @@ column types so that its verdicts use the same measure.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,25 @@ def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=min(rows, len(frame)), random_state=seed) if len(frame) > rows else frame
 
 
+class DriftReportError(RuntimeError):
+    """Evidently could not render the drift report; the message names the file and the features."""
+
+
+def _no_common_values_page(summary: DriftSummary, left_out: list[str]) -> str:
+    """A plain HTML page saying why the report shows no feature, with the PSI of those left out."""
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{summary.psi[name]:.3f}</td></tr>" for name in left_out
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title></head><body>"
+        "<h1>Drift report</h1><p>No drift chart: no feature has values on both sides of the "
+        "comparison (reference and current samples), so Evidently has nothing to compare. This "
+        "happens when every customer is new (re-keyed ids: no history) or a column is new. The PSI "
+        "below (missing values are a bin of their own) still drives the retrain trigger.</p>"
+        f"<table><tr><th>feature</th><th>PSI</th></tr>{rows}</table></body></html>"
+    )
+
+
 def write_evidently_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -116,19 +136,51 @@ def write_evidently_report(
 ) -> Path:
     """Render Evidently's data-drift report on seeded samples of both sides to `path` (HTML).
 
-    It shows the features with the largest PSI (`report_features`); the full PSI table is in the
-    drift record. PSI is pinned for numeric and categorical columns with the spec's per-feature
-    threshold, so the report's verdicts use the measure behind the retrain trigger (on its sample,
-    with its own bins).
+    It shows the features with the largest PSI (`report_features`) among those with a value on
+    both sides (Evidently refuses an all-missing column, and with no column at all it divides by
+    zero); the full PSI table is in the drift record. With no such feature the page says so and
+    lists the PSI of the largest. PSI is pinned for numeric and categorical columns with the spec's
+    per-feature threshold, so the report's verdicts use the measure behind the retrain trigger (on
+    its sample, with its own bins). An error inside Evidently becomes `DriftReportError` naming the
+    file and the features.
     """
+    ref_sample = _sample(reference, EVIDENTLY_ROWS, seed)
+    cur_sample = _sample(current, EVIDENTLY_ROWS, seed)
+    ranked = report_features(summary, limit=len(summary.psi))
+    # PSI (the decision) already bins missing values; the report shows only comparable columns.
+    usable = [f for f in ranked if ref_sample[f].notna().any() and cur_sample[f].notna().any()]
+    features = usable[:EVIDENTLY_COLUMNS]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".html.tmp")
+    if not features:
+        temp.write_text(_no_common_values_page(summary, ranked[:EVIDENTLY_COLUMNS]), encoding="utf-8")
+        temp.replace(path)
+        return path
+    try:
+        _render_evidently(ref_sample, cur_sample, features, categorical, summary, drift_share_threshold, temp)
+    except Exception as exc:  # a third-party renderer: say which report and columns it failed on
+        temp.unlink(missing_ok=True)
+        raise DriftReportError(
+            f"Evidently could not render the drift report {path} for feature(s) {features}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    temp.replace(path)
+    return path
+
+
+def _render_evidently(
+    ref_sample: pd.DataFrame,
+    cur_sample: pd.DataFrame,
+    features: list[str],
+    categorical: list[str],
+    summary: DriftSummary,
+    drift_share_threshold: float,
+    target: Path,
+) -> None:
+    """Evidently's data-drift preset on `features` of both samples, saved as HTML to `target`."""
     from evidently import DataDefinition, Dataset, Report  # slow import: only when a report is due
     from evidently.presets import DataDriftPreset
 
-    ranked = report_features(summary)
-    ref_sample = _sample(reference, EVIDENTLY_ROWS, seed)
-    cur_sample = _sample(current, EVIDENTLY_ROWS, seed)
-    # Evidently refuses an all-missing column; PSI (the decision) already bins missing values.
-    features = [f for f in ranked if ref_sample[f].notna().any() and cur_sample[f].notna().any()]
     numeric = [f for f in features if f not in categorical]
     cats = [f for f in features if f in categorical]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=cats)
@@ -145,8 +197,4 @@ def write_evidently_report(
         Dataset.from_pandas(cur, data_definition=definition),
         Dataset.from_pandas(ref, data_definition=definition),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".html.tmp")
-    snapshot.save_html(str(temp))
-    temp.replace(path)
-    return path
+    snapshot.save_html(str(target))

@@ -94,6 +94,24 @@ def match_sql(expr: str, kind: str, values: list[object], where: str) -> str:
     return f"(cast({expr} as {cast}) in {literal_list(typed)})"
 
 
+_ORDERING = (">", ">=", "<", "<=")
+
+
+def _refuse_number_against_text(rule: PopulationFilter, kind: str, column_type: str, where: str) -> None:
+    """A number ordered against a text column would compare as text ('10' < '3'): refuse it.
+
+    Equality with a number on a text column stays allowed (a code such as '3' is matched as text).
+    """
+    is_number = isinstance(rule.value, int | float) and not isinstance(rule.value, bool)
+    if rule.op in _ORDERING and is_number and not is_numeric(kind):  # type: ignore[arg-type]
+        raise TargetError(
+            f"{where}: '{rule.column} {rule.op} {rule.value!r}' compares a number "
+            f"({type(rule.value).__name__}) with a text column ({column_type}); text is ordered "
+            "character by character, so the filter would not mean what it says: compare the column "
+            "with a text value, use 'in', or filter on a numeric column"
+        )
+
+
 def filter_sql(rule: PopulationFilter, columns: dict[str, str], cell: str) -> str:
     """One population filter as a boolean SQL expression on the row at t (`c`)."""
     where = f"{cell}: population filter on '{rule.column}'"
@@ -105,6 +123,7 @@ def filter_sql(rule: PopulationFilter, columns: dict[str, str], cell: str) -> st
         return test if rule.op == "in" else f"(not {test})"
     if isinstance(rule.value, list):
         raise TargetError(f"{where}: operator '{rule.op}' needs one value, got a list")
+    _refuse_number_against_text(rule, kind, columns[rule.column], where)
     value = _typed_values([rule.value], kind, where)[0]
     cast = "double" if is_numeric(kind) else "varchar"  # type: ignore[arg-type]
     return f"(cast({column} as {cast}) {_OPS[rule.op]} {literal(value)})"

@@ -12,6 +12,7 @@ are missing or half written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -83,10 +84,32 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class WriteFailedError(OSError):
+    """A file that could not be written; the message names it, the cause, and says nothing was replaced."""
+
+
+def write_failed(path: Path, exc: OSError) -> WriteFailedError:
+    """`exc` (raised while writing `path`) as a `WriteFailedError` naming the path, with a hint."""
+    code = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno is not None else "no errno"
+    hint = " (the disk is full: free space, then run again)" if exc.errno == errno.ENOSPC else ""
+    error = WriteFailedError(
+        f"cannot write {path}: {exc.strerror or exc} [{code}]{hint}; nothing was replaced, the "
+        "previous file (if any) stays in force"
+    )
+    error.errno = exc.errno
+    return error
+
+
 def write_atomic(path: Path, payload: bytes) -> None:
-    """Write `payload` to `path` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `payload` to `path` so that readers see the old file or the whole new one, never a part.
+
+    An `OSError` (a full disk, no permission) becomes a `WriteFailedError` naming `path`.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -94,10 +117,23 @@ def write_atomic(path: Path, payload: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise write_failed(path, exc) from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _write(path: Path, payload: bytes) -> None:
+    """`write_atomic` for the store: any `OSError` it lets through still names `path`."""
+    try:
+        write_atomic(path, payload)
+    except WriteFailedError:
+        raise
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -167,7 +203,7 @@ class ReleaseStore:
                     f"{digest[:12]}): release files are immutable"
                 )
             return digest
-        write_atomic(path, payload)
+        _write(path, payload)
         return digest
 
     def swap_manifest(self, manifest: ReleaseManifest) -> Path:
@@ -179,7 +215,7 @@ class ReleaseStore:
                     f"manifest for {manifest.release_id} names missing file {folder / name}"
                 )
         path = folder / MANIFEST_NAME
-        write_atomic(path, manifest.to_json().encode("utf-8"))
+        _write(path, manifest.to_json().encode("utf-8"))
         return path
 
     def archive_path(self, market: str, model: str, release_id: str) -> Path:
@@ -189,7 +225,7 @@ class ReleaseStore:
     def archive_manifest(self, manifest: ReleaseManifest) -> Path:
         """Keep a copy of `manifest` under its release id (replaced if the release is published again)."""
         path = self.archive_path(manifest.market, manifest.model, manifest.release_id)
-        write_atomic(path, manifest.to_json().encode("utf-8"))
+        _write(path, manifest.to_json().encode("utf-8"))
         return path
 
     def archived_manifest(self, market: str, model: str, release_id: str) -> ReleaseManifest | None:

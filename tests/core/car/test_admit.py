@@ -201,3 +201,32 @@ def test_a_dot_dot_market_folder_is_reported(tmp_path):
     problems = scan_landing(tmp_path, settle_seconds=0).problems
     assert [p.path.name for p in problems] == ["..x"]
     assert "not a valid partition key" in problems[0].reason
+
+
+def test_a_hidden_folder_holding_car_files_is_reported_and_other_hidden_folders_are_not(tmp_path):
+    # Issue 15: a market folder starting with '.' was ignored silently.
+    (tmp_path / ".uk").mkdir()
+    sample_car(5, MONTHS[0]).to_parquet(tmp_path / ".uk" / f"car_{MONTHS[0]}.parquet")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    problems = scan_landing(tmp_path, settle_seconds=0).problems
+    assert [p.path.name for p in problems] == [".uk"]
+    assert f"hidden folder '.uk' holds CAR file(s) (car_{MONTHS[0]}.parquet)" in problems[0].reason
+    assert "rename it" in problems[0].reason
+
+
+def test_a_latin1_csv_gets_an_encoding_hint(tmp_path):
+    path = tmp_path / "car_2024-01-31.csv"
+    frame = sample_car(5, MONTHS[0]).assign(region="München")
+    path.write_bytes(frame.to_csv(index=False).encode("latin-1"))
+    expected = r"not UTF-8 \(byte 0xfc at line 2, byte offset \d+: .*\): re-export it as UTF-8"
+    with pytest.raises(ValueError, match=expected):
+        read_car_file(path)
+
+
+def test_a_utf16_csv_gets_an_encoding_hint(tmp_path):
+    # Excel's "Unicode text" export: UTF-16 with a byte-order mark.
+    path = tmp_path / "car_2024-01-31.csv"
+    path.write_bytes(sample_car(5, MONTHS[0]).to_csv(index=False).encode("utf-16"))
+    with pytest.raises(ValueError, match=r"not UTF-8 \(it starts with a UTF-16 byte-order mark\): re-export"):
+        read_car_file(path)

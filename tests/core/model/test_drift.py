@@ -94,3 +94,19 @@ def test_evidently_report_is_written(tmp_path, frames):
 def test_report_features_are_the_largest_psi_first():
     summary = summarise({f"f{i}": i / 100 for i in range(30)}, threshold=0.2)
     assert report_features(summary, limit=3) == ["f29", "f28", "f27"]
+
+
+def test_evidently_report_when_no_ranked_feature_has_values_on_both_sides(tmp_path, frames):
+    # Issue 15: re-keyed ids plus a new column: every customer is new, so every history feature is
+    # null in the current population, and those rank highest by PSI. Evidently then got no column
+    # and raised a raw ZeroDivisionError (its share of drifted columns over zero columns).
+    reference, current, _ = frames
+    features = feature_names(reference)
+    current = current.copy()
+    current[features] = None
+    summary = summarise(feature_psi(reference, current, features, CATEGORICAL), 0.2)
+    path = tmp_path / "drift.html"
+    written = write_evidently_report(reference, current, CATEGORICAL, summary, 0.3, path, seed=1)
+    text = written.read_text(encoding="utf-8")
+    assert "no feature has values on both sides" in text
+    assert features[0] in text, "the page names the features left out"

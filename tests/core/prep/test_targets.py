@@ -164,6 +164,20 @@ def test_a_from_value_that_is_no_number_for_a_numeric_product_fails(warehouse: W
         build_training_frame(warehouse, "uk", bad, "run")
 
 
+def test_a_number_ordered_against_a_text_column_fails_naming_the_spec_column_and_types(
+    warehouse: Warehouse,
+) -> None:
+    # Issue 15: `base_tier >= 3` compared as text ('basic' >= '3') and kept everyone.
+    write_car(warehouse, HISTORY)
+    bad = spec(UPGRADE, population=[{"column": "base_tier", "op": ">=", "value": 3}])
+    expected = (
+        r"uk/m: population filter on 'base_tier': 'base_tier >= 3' compares a number \(int\) "
+        r"with a text column \(VARCHAR\)"
+    )
+    with pytest.raises(TargetError, match=expected):
+        build_training_frame(warehouse, "uk", bad, "run")
+
+
 def test_a_missing_car_table_names_the_stage(warehouse: Warehouse) -> None:
     with pytest.raises(ValueError, match=r"the CAR table car.fr does not exist"):
         build_training_frame(warehouse, "fr", spec(UPGRADE), "run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
@@ -215,3 +216,36 @@ def test_write_atomic_fsyncs_and_leaves_no_temporary_file(tmp_path, monkeypatch)
     assert (tmp_path / "a" / "m.json").read_bytes() == b"{}"
     assert len(synced) == 2, "the file and its directory"
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["m.json"]
+
+
+def test_disk_full_while_publishing_names_the_file_and_keeps_the_release_in_force(store, monkeypatch):
+    # Issue 15: `OSError: [Errno 28]` with no path. Simulated where the store writes every file.
+    first, _ = publish(store, "uk", "churn", scored(seed=1), OutputSpec(), NOW)
+
+    def full(path: Path, payload: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rs, "write_atomic", full)
+    folder = re.escape(str(store.cell_dir("uk", "churn")))
+    expected = rf"cannot write {folder}/\S+\.parquet: No space left on device \[ENOSPC\] \(the disk is full"
+    with pytest.raises(rs.WriteFailedError, match=expected):
+        publish(store, "uk", "churn", scored(seed=2), OutputSpec(), NOW)
+    monkeypatch.undo()
+
+    assert store.read_manifest("uk", "churn") == first
+    assert len(store.load_release(first)) == 50
+
+
+def test_write_atomic_names_the_file_when_the_disk_fills_and_leaves_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "a" / "m.json"
+    rs.write_atomic(target, b"old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rs.os, "fsync", full)
+    with pytest.raises(OSError, match=rf"cannot write {re.escape(str(target))}: .*\[ENOSPC\]") as raised:
+        rs.write_atomic(target, b"new")
+    assert raised.value.errno == errno.ENOSPC
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in target.parent.iterdir()] == ["m.json"]
