@@ -321,6 +321,18 @@ def _with_restatements(gate: StageOutcome, verdicts: list[SnapshotVerdict]) -> S
     return replace(gate, message=f"{gate.message}; accepted restatement(s) of {', '.join(accepted)}")
 
 
+def snapshot_restatement(warehouse: Warehouse, market: str, day: dt.date) -> str:
+    """How the admitted version of `day` arrived: '' (first delivery), 'close' or 'accepted'."""
+    rows = query_if_exists(
+        warehouse,
+        Table.CAR_VERDICTS,
+        f"select restatement from {Table.CAR_VERDICTS} where market = ? and snapshot_date = ? and admitted "
+        "order by _written_at desc limit 1",
+        [market, day],
+    )
+    return "" if rows is None or rows.empty or rows.iloc[0, 0] is None else str(rows.iloc[0, 0])
+
+
 def snapshot_verdict(warehouse: Warehouse, market: str, day: dt.date) -> str:
     """The verdict of the snapshot of `day` held in `car.<market>` ('unrecorded' if it predates verdicts)."""
     rows = query_if_exists(

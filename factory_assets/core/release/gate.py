@@ -19,6 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
+from factory_assets.core.car.admit import snapshot_restatement
 from factory_assets.core.clock import utc_now
 from factory_assets.core.model.score_reference import find_score_reference, load_score_reference
 from factory_assets.core.model.store import ModelStore
@@ -202,6 +203,26 @@ def ledger_in_force(entries: pd.DataFrame, current: ReleaseManifest | None) -> d
     return tables.ledger_entry(entries, current.release_id) if current is not None else None
 
 
+def _same_snapshot_and_model(current: ReleaseManifest | None, scores: tables.CellScores) -> bool:
+    return (
+        current is not None
+        and current.snapshot_date == str(scores.snapshot_date)
+        and current.model_version == scores.model_version
+    )
+
+
+def _why_rereleased(
+    warehouse: Warehouse, market: str, current: ReleaseManifest, scores: tables.CellScores
+) -> str:
+    """Why a cell publishes new scores for the snapshot and model of the release in force."""
+    assert scores.snapshot_date is not None
+    how = snapshot_restatement(warehouse, market, scores.snapshot_date) or "not restated"
+    return (
+        f"replaces {current.release_id} for the same snapshot {current.snapshot_date} and model "
+        f"{current.model_version}: its inputs changed (snapshot restatement: {how})"
+    )
+
+
 def _release(
     warehouse: Warehouse, stores: tuple[ReleaseStore, ModelStore], spec: ModelSpec, market: str, run_id: str
 ) -> ReleaseOutcome:
@@ -220,6 +241,8 @@ def _release(
     manifest, created = publish(store, market, model, scores.frame, spec.output, now)
     status: ReleaseStatus = "released" if created else "unchanged"
     note = "published" if created else "same scores as the release in force: nothing new published"
+    if created and _same_snapshot_and_model(current, scores):
+        note = f"{note}; {_why_rereleased(warehouse, market, current, scores)}"
     if override is not None:
         note = f"{note}; in force under the override of {override['operator']} ({override['reason']})"
     outcome = ReleaseOutcome(market, model, status, manifest.release_id, note, results, manifest, rows)
