@@ -321,25 +321,25 @@ def _with_restatements(gate: StageOutcome, verdicts: list[SnapshotVerdict]) -> S
     return replace(gate, message=f"{gate.message}; accepted restatement(s) of {', '.join(accepted)}")
 
 
-def snapshot_restatement(warehouse: Warehouse, market: str, day: dt.date) -> str:
-    """How the admitted version of `day` arrived: '' (first delivery), 'close' or 'accepted'."""
+def _admitted(warehouse: Warehouse, market: str, day: dt.date, column: str) -> object | None:
+    """`column` of the verdict of the admitted version of `day` (None if none is recorded)."""
     rows = query_if_exists(
         warehouse,
         Table.CAR_VERDICTS,
-        f"select restatement from {Table.CAR_VERDICTS} where market = ? and snapshot_date = ? and admitted "
+        f"select {column} from {Table.CAR_VERDICTS} where market = ? and snapshot_date = ? and admitted "
         "order by _written_at desc limit 1",
         [market, day],
     )
-    return "" if rows is None or rows.empty or rows.iloc[0, 0] is None else str(rows.iloc[0, 0])
+    return None if rows is None or rows.empty else rows.iloc[0, 0]
+
+
+def snapshot_restatement(warehouse: Warehouse, market: str, day: dt.date) -> str:
+    """How the admitted version of `day` arrived: '' (first delivery), 'close' or 'accepted'."""
+    value = _admitted(warehouse, market, day, "restatement")
+    return "" if value is None else str(value)
 
 
 def snapshot_verdict(warehouse: Warehouse, market: str, day: dt.date) -> str:
     """The verdict of the snapshot of `day` held in `car.<market>` ('unrecorded' if it predates verdicts)."""
-    rows = query_if_exists(
-        warehouse,
-        Table.CAR_VERDICTS,
-        f"select verdict from {Table.CAR_VERDICTS} where market = ? and snapshot_date = ? and admitted "
-        "order by _written_at desc limit 1",
-        [market, day],
-    )
-    return "unrecorded" if rows is None or rows.empty else str(rows.iloc[0, 0])
+    value = _admitted(warehouse, market, day, "verdict")
+    return "unrecorded" if value is None else str(value)
