@@ -14,11 +14,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import uvicorn
 from support.api_keys import make_keys
+from support.browser import launch_chromium
 from support.reliability import MARKET, MODEL, cached_clean_build, copy_factory, new_instance, run_cell
 
 from factory_assets.core.clock import utc_now
@@ -30,19 +30,8 @@ from factory_assets.core.warehouse import Warehouse
 from factory_assets.specs_registry import SPECS
 from serving.api import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 60_000
 CARD_CHARTS = ["gains", "lift", "calibration", "score_distribution", "importance"]
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +83,7 @@ def test_status_page_links_a_card_with_drawn_charts_and_its_drift_report(served,
 
     base, headers = served
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(pw)
         try:
             context = browser.new_context(extra_http_headers=headers, viewport={"width": 1400, "height": 900})
             page = context.new_page()

@@ -31,21 +31,12 @@ import dagster as dg
 import httpx
 import pytest
 from dagster._core.instance.ref import InstanceRef
+from support.browser import launch_chromium
 
 from factory_assets.core.paths import REPO_ROOT, FactoryPaths
 from factory_assets.definitions import defs
 from factory_assets.demo.car import DemoConfig, write_landing
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 MARKET, MODEL = "uk", "churn"
 PARTITION = f"{MARKET}|{MODEL}"
 # Generous: the machine may be small and busy. Every wait ends as soon as the state is reached.
@@ -173,9 +164,8 @@ def ui_url(factory_home):
 def page(ui_url):
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/ensure_chromium.sh (make test does)"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(UI_TIMEOUT_MS)
