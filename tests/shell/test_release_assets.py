@@ -224,9 +224,8 @@ def test_bad_scores_are_held_back_and_the_previous_release_stays_in_force(
     assert len(held) == len(FAULTS), "one record per distinct attempt: a rerun of the same scores adds none"
 
 
-def test_a_range_run_releases_the_good_cells_and_holds_back_the_bad_one(
-    instance_with_market, resources, warehouse, paths
-):
+def good_and_bad_row(warehouse):
+    """Two prepared cells in one range: addon_kids with good scores, addon_movies with NaN scores."""
     models = ["addon_kids", "addon_movies"]
     prepare_upstream(warehouse, models)
     frames = {
@@ -237,6 +236,13 @@ def test_a_range_run_releases_the_good_cells_and_holds_back_the_bad_one(
         "dagster/asset_partition_range_start": cell_key(models[0]),
         "dagster/asset_partition_range_end": cell_key(models[1]),
     }
+    return frames, tags
+
+
+def test_a_range_run_releases_the_good_cells_and_holds_back_the_bad_one(
+    instance_with_market, resources, warehouse, paths
+):
+    frames, tags = good_and_bad_row(warehouse)
 
     result = run_release(instance_with_market, resources, frames, tags=tags)
 
@@ -299,16 +305,7 @@ def test_the_checks_skip_cells_whose_scores_stage_did_not_succeed(instance_with_
 
 
 def test_factory_status_builds_the_grid_page_and_table(instance_with_market, resources, warehouse, paths):
-    models = ["addon_kids", "addon_movies"]
-    prepare_upstream(warehouse, models)
-    frames = {
-        "addon_kids": make_scores("addon_kids"),
-        "addon_movies": corrupt(make_scores("addon_movies"), "nan"),
-    }
-    tags = {
-        "dagster/asset_partition_range_start": cell_key(models[0]),
-        "dagster/asset_partition_range_end": cell_key(models[1]),
-    }
+    frames, tags = good_and_bad_row(warehouse)
     run_release(instance_with_market, resources, frames, tags=tags)
 
     result = dg.materialize([factory_status], instance=instance_with_market, resources=resources)
