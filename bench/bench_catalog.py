@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_catalog.py --write-doc
 
 The factory opens short connections (see `factory_assets/core/warehouse.py`), and DuckDB loads the
-whole catalog when a file is opened. A 22 x 18 grid holds two prepared tables per cell
-(`prep.tf__*`, `prep.samples__*`, ~85 columns each). This script builds files with a given number
+whole catalog when a file is opened. A 22 x 18 grid held two prepared tables per cell before
+issue 16 (`prep.tf__*`, `prep.samples__*`, ~85 columns each; now shared tables partitioned by
+market and model, a constant catalog). This script builds files with a given number
 of tables x columns (100 rows each: the cost does not depend on the rows) and times, per
 connection: open + `select 1` + close, and open + a one-row write + close (the close checkpoints
 the write, rewriting the catalog's metadata). The files are temporary.

@@ -6,7 +6,7 @@ with a few settings of the spec's `model` block and scores the test both from a 
 object strings.
 
     .venv/bin/python bench/bench_catboost.py --customers 20000 --model churn
-    .venv/bin/python bench/bench_catboost.py --warehouse data/warehouse.duckdb --market uk --model churn
+    .venv/bin/python bench/bench_catboost.py --warehouse data/warehouse/uk.duckdb --market uk --model churn
 """
 
 import argparse
@@ -56,7 +56,7 @@ def build_demo(root: Path, customers: int, months: int, market: str, model: str)
         instance.add_dynamic_partitions("markets", [market])
         dg.materialize(ingest.ASSETS, instance=instance, resources=resources, partition_key=market)
         dg.materialize(prepare.ASSETS, instance=instance, resources=resources, partition_key=key)
-    return Warehouse(paths.warehouse)
+    return paths.warehouses().market(market)
 
 
 def bench(samples: prepared.ModelSamples, base: ModelParams, repeats: int) -> pd.DataFrame:

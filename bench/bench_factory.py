@@ -8,8 +8,9 @@ once, then the whole factory runs twice on it, each into its own temporary data 
 1. Dagster: the real jobs executed in-process on an ephemeral instance (`car_ingest_job` per market,
    `factory_row_job` per market row with `row_tags`, then `factory_status_job`), as the CLI's daemon
    and the tests run them, with the in-process executor;
-2. plain Python: the same core functions in a loop (ingest + Data Checker 1, then per cell the
-   upstream gate, the stage's core function and its `ops.cell_status` record, then the status grid).
+2. plain Python: the same core functions in a loop (the staged ingest, `admit_market`: Data Checker 1
+   per snapshot before it is admitted, as `car_snapshots` runs it; then per cell the upstream gate,
+   the stage's core function and its `ops.cell_status` record, then the status grid).
 
 Then, on the plain run's warehouse: scoring throughput (`score_cell` + `release_cell` into a fresh
 release store, per cell, vs raw `predict_proba` on the same population rows) and the compute limit
@@ -34,8 +35,8 @@ from catboost import CatBoostClassifier
 
 from factory_assets import factory, ingest, jobs, prepare, release
 from factory_assets.core import cell_status
-from factory_assets.core.car.check_store import evaluate_market
-from factory_assets.core.car.ingest import collect_inputs, ingest_market
+from factory_assets.core.car.admit import CheckSettings, admit_market
+from factory_assets.core.car.ingest import collect_inputs
 from factory_assets.core.cell_status import StageOutcome
 from factory_assets.core.clock import utc_now
 from factory_assets.core.contract import load_contract
@@ -45,12 +46,13 @@ from factory_assets.core.model.decision import decide_champion
 from factory_assets.core.model.drift_stage import measure_drift
 from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import catboost_params, make_pool, model_frame, split_frame
-from factory_assets.core.names import frame_table
+from factory_assets.core.names import Table, car_table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.prep import prepared
 from factory_assets.core.prep.checks import sample_facts
 from factory_assets.core.prep.frame import build_training_frame
 from factory_assets.core.prep.samples import build_model_samples
+from factory_assets.core.prep.sql import literal
 from factory_assets.core.release import gate as release_cell_module
 from factory_assets.core.release import scoring, tables
 from factory_assets.core.release.gate import evaluate_cell, release_cell
@@ -61,7 +63,7 @@ from factory_assets.core.status.grid import build_status, store_status
 from factory_assets.core.status.html import render_status_html
 from factory_assets.core.warehouse import Warehouse
 from factory_assets.demo.car import DemoConfig, write_landing
-from factory_assets.specs_registry import SPECS
+from factory_assets.specs_registry import DEPLOYMENT, SPECS
 from resources import build_resources
 from resources.landing import LandingResource
 
@@ -151,12 +153,11 @@ class PlainFactory:
         self.per_stage: dict[str, float] = defaultdict(float)
 
     def market(self, market: str, seconds: dict) -> None:
-        """Ingest + Data Checker 1, then every stage for the market's row of models."""
+        """The staged ingest (Data Checker 1 per snapshot, then admission), then every stage of the row."""
         wh, contract, rid = self.warehouse, self.contract, self.ctx.run_id
         with common.timed(f"ingest {market}", seconds):
             inputs, problems = collect_inputs(self.folder, [], market, contract.customer_key)
-            report = ingest_market(wh, market, inputs, contract, rid)
-            evaluate_market(wh, market, [*problems, *report.rejected], rid, None, contract.customer_key)
+            admit_market(wh, market, inputs, problems, contract, rid, checker_settings(market))
         with common.timed(f"row {market}", seconds):
             for stage, (upstream, work) in self.stages.items():
                 start = time.perf_counter()
@@ -175,6 +176,18 @@ class PlainFactory:
             write_atomic(self.paths.reports / "status.html", page)
 
 
+def checker_settings(market: str) -> CheckSettings:
+    """Data Checker 1's settings for `market`, from the deployment, as `car_snapshots` builds them."""
+    thresholds, severities = DEPLOYMENT.checker_one(market)
+    return CheckSettings(
+        thresholds,
+        severities,
+        DEPLOYMENT.contract.customer_key,
+        DEPLOYMENT.label_columns,
+        DEPLOYMENT.accepts_restatements(market),
+    )
+
+
 def _cell(ctx: StageContext, stage: str, upstream: str, work: Work, market: str, model: str) -> None:
     problem = cell_status.upstream_problem(ctx.warehouse, market, model, [upstream])
     if problem is not None:
@@ -185,20 +198,26 @@ def _cell(ctx: StageContext, stage: str, upstream: str, work: Work, market: str,
 
 
 def enlarge_population(warehouse: Warehouse, market: str, copies: int) -> None:
-    """Repeat the latest snapshot of each cell's training frame `copies` times (new customer ids).
+    """Repeat the latest snapshot's customers `copies` times (new customer ids).
 
-    Scoring reads its population from that snapshot, so this scales the scoring workload without
-    training at that size; the model scores the copies like any customer.
+    Copied in the CAR, the market's history and each cell's training frame, where scoring reads its
+    population from, so this scales the scoring workload without training at that size; the model
+    scores the copies like any customer.
     """
-    for model in MODELS:
-        table = frame_table(market, model)
-        warehouse.execute(
-            lambda con, t=table: con.execute(
-                f"insert into {t} by name select f.* replace (f.customer_id || '-r' || r.i as customer_id) "
-                f"from {t} f, range(1, {copies}) r(i) "
-                f"where f.snapshot_date = (select max(snapshot_date) from {t})"
-            )
-        )
+    copied = "f.* replace (f.customer_id || '-r' || r.i as customer_id)"
+    insert = f"insert into {{t}} by name select {copied} from {{t}} f, range(1, {copies}) r(i) where"
+    latest = "f.snapshot_date = (select max(snapshot_date) from {t})"
+    statements = [
+        f"{insert} {latest}".format(t=car_table(market)),
+        f"{insert} f.market = $m and {latest}".format(t=Table.HISTORY),
+        *(
+            f"{insert} f.market = $m and f.model = {literal(model)} and {latest}".format(t=Table.FRAMES)
+            for model in MODELS
+        ),
+    ]
+    for sql in statements:
+        params = {"m": market} if "$m" in sql else None
+        warehouse.execute(lambda con, q=sql, p=params: con.execute(q, p))
 
 
 SCORING_PHASES = (

@@ -72,7 +72,6 @@ def run(args: argparse.Namespace, root: Path, names: list[str]) -> None:
     import dagster as dg
 
     from factory_assets.core import cell_status
-    from factory_assets.core.warehouse import Warehouse
     from factory_assets.specs_registry import SPECS
 
     if sorted(SPECS) != sorted(names):
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace, root: Path, names: list[str]) -> None:
         landing, markets = bf.land(root, args.markets, args.customers, args.months, args.seed)
     paths = bf._data_dir(root, landing, "dagster")
     defs = bf.dagster_definitions(paths)
-    warehouse = Warehouse(paths.warehouse)
+    warehouses = paths.warehouses()
     seconds: dict[str, float] = {}
     stages: dict[str, float] = defaultdict(float)
     per_market: list[dict[str, object]] = []
@@ -107,7 +106,7 @@ def run(args: argparse.Namespace, root: Path, names: list[str]) -> None:
             print(per_market[-1], flush=True)
             loads.append(f"after market {market}: {common.load_note()}")
             scored = sum(
-                cell_status.upstream_problem(warehouse, m, x, ["scores"]) is None
+                cell_status.upstream_problem(warehouses.market(m), m, x, ["scores"]) is None
                 for m in markets[:done]
                 for x in names
             )
@@ -153,7 +152,7 @@ def report(args, markets, seconds, stages, catboost, landing_s, loads, scored, p
         f"**Model stages / CatBoost alone = {model_s / catboost:.2f}x** (target <= 1.2x); "
         f"whole grid / CatBoost alone = {factory_s / catboost:.2f}x (it includes ingest, Data Checker 1, "
         f"preparation, sampling, drift reports and release, which CatBoost alone does not do).\n\n"
-        f"Per market, in run order (the warehouse grows with every market):\n\n"
+        f"Per market, in run order (a warehouse file per market):\n\n"
         f"{common.markdown_table(per_market)}\n\n"
         f"Dagster step time per stage, all markets:\n\n{common.markdown_table(stage_rows)}"
     )

@@ -1,13 +1,17 @@
-"""Preparation scale (issue 3): training_frame + model_samples core functions on one demo market.
+"""Preparation scale (issues 3, 16): training_frame + model_samples core functions on one demo market.
 
     .venv/bin/python bench/bench_prepare.py --sizes 100000 300000 --months 24 --models churn --write-doc
+    .venv/bin/python bench/bench_prepare.py --sizes 50000 --models churn addon_kids ... --history union
 
 For each size the demo market is generated once into `<data-dir>/<customers>x<months>/warehouse.duckdb`
 and reused afterwards: every snapshot goes through the ingest's own `prepare_snapshot` (contract
 validation, date types, `_source_file`) into Parquet, then into `car.bench` in one DuckDB statement
 (the per-snapshot `replace_partition` of the real ingest is far slower and is not what is measured).
 Each size is then prepared in a fresh child process, so its peak RSS is its own; the growth exponent
-is the log-log slope of time (and of peak RSS) over the sizes run.
+is the log-log slope of time (and of peak RSS) over the sizes run. The market's history features
+are built by the first model's `training_frame` and extended by the later ones (`--history per-cell`,
+what the stage does alone), or built once for the union of the models first (`--history union`, a
+`history` row of its own).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ import common
 from factory_assets.core.car.ingest import prepare_snapshot
 from factory_assets.core.car.inputs import SnapshotInput
 from factory_assets.core.contract import load_contract
-from factory_assets.core.prep import samples as prep_samples
 from factory_assets.core.prep.frame import build_training_frame
+from factory_assets.core.prep.history import build_market_history
 from factory_assets.core.prep.samples import build_model_samples
 from factory_assets.core.prep.sql import BUILD_MEMORY_LIMIT
 from factory_assets.core.warehouse import Warehouse
@@ -77,36 +81,45 @@ def ensure_market(path: Path, customers: int, months: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def _materialize_picked(create_table):
-    """Wrap `create_table` so the samples SQL materialises its `picked` CTE (the DuckDB 2.0.0 workaround)."""
+def _history_row(warehouse: Warehouse, models: list[str], memory_limit: str) -> dict:
+    start, cpu = time.perf_counter(), time.process_time()
+    history = build_market_history(warehouse, MARKET, [SPECS[m] for m in models], "bench", memory_limit)
+    return {
+        "model": "history",
+        "training_frame_s": round(time.perf_counter() - start, 1),
+        "training_frame_cpu_s": round(time.process_time() - cpu, 1),
+        "frame_rows": "",
+        "candidates": history.features,
+        "history": f"{history.action} (+{len(history.computed)})",
+        "peak_rss_after_frame_mb": round(common.peak_rss_mb()),
+        "model_samples_s": "",
+        "model_samples_cpu_s": "",
+        "sample_rows": "",
+        "peak_rss_after_samples_mb": "",
+    }
 
-    def patched(con, table, sql, run_id, memory_limit):
-        return create_table(con, table, sql.replace("picked as (select", "picked as materialized (select"),
-                            run_id, memory_limit)  # fmt: skip
 
-    return patched
-
-
-def _prepare(path: str, models: list[str], memory_limit: str, workaround: bool, out) -> None:
-    if workaround:
-        prep_samples.create_table = _materialize_picked(prep_samples.create_table)
+def _prepare(path: str, models: list[str], memory_limit: str, history: str, out) -> None:
     warehouse = Warehouse(Path(path))
-    rows = []
+    rows = [_history_row(warehouse, models, memory_limit)] if history == "union" else []
     for model in models:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         frame = build_training_frame(warehouse, MARKET, SPECS[model], "bench", memory_limit=memory_limit)
-        middle, frame_rss = time.perf_counter(), common.peak_rss_mb()
+        middle, cpu_middle, frame_rss = time.perf_counter(), time.process_time(), common.peak_rss_mb()
         samples = build_model_samples(warehouse, MARKET, SPECS[model], "bench", memory_limit=memory_limit)
-        end = time.perf_counter()
+        end, cpu_end = time.perf_counter(), time.process_time()
         sample_rows = sum(samples.plan.totals(s)[0] for s in ("train", "validation", "test"))
         rows.append(
             {
                 "model": model,
                 "training_frame_s": round(middle - start, 1),
+                "training_frame_cpu_s": round(cpu_middle - cpu_start, 1),
                 "frame_rows": frame.rows,
                 "candidates": frame.candidates,
+                "history": f"{frame.history.action} (+{len(frame.history.computed)})",
                 "peak_rss_after_frame_mb": round(frame_rss),
                 "model_samples_s": round(end - middle, 1),
+                "model_samples_cpu_s": round(cpu_end - cpu_middle, 1),
                 "sample_rows": sample_rows,
                 "peak_rss_after_samples_mb": round(common.peak_rss_mb()),
             }
@@ -114,11 +127,11 @@ def _prepare(path: str, models: list[str], memory_limit: str, workaround: bool, 
     out.put(rows)
 
 
-def prepare_size(path: Path, models: list[str], memory_limit: str, workaround: bool) -> list[dict]:
+def prepare_size(path: Path, models: list[str], memory_limit: str, history: str) -> list[dict]:
     """Prepare every model of one size in a fresh child process; its rows of figures."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_prepare, args=(str(path), models, memory_limit, workaround, queue))
+    child = context.Process(target=_prepare, args=(str(path), models, memory_limit, history, queue))
     child.start()
     while True:  # poll, so a child that dies without answering does not hang the parent
         try:
@@ -163,8 +176,8 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=BUILD_MEMORY_LIMIT, help="DuckDB memory limit, e.g. 1GB")
     parser.add_argument("--write-doc", action="store_true", help="replace this section of docs/benchmarks.md")
     parser.add_argument(
-        "--workaround-dict-join", action="store_true",
-        help="materialise the samples SQL's `picked` CTE (avoids a DuckDB 2.0.0 internal error at 300k)",
+        "--history", choices=("per-cell", "union"), default="per-cell",
+        help="per-cell: each training_frame extends the market's history; union: build it once first",
     )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -175,7 +188,7 @@ def main() -> None:
         car_rows = int(Warehouse(path).query(f"select count(*) as n from car.{MARKET}").iloc[0]["n"])
         log.info("%d customers: CAR %d rows, generated in %.0f s", customers, car_rows, generated)
         loads.append(f"{customers:,} customers, before: {common.load_note()}")
-        for row in prepare_size(path, args.models, args.memory_limit, args.workaround_dict_join):
+        for row in prepare_size(path, args.models, args.memory_limit, args.history):
             results.append({"customers": customers, "car_rows": car_rows, **row})
             log.info("%s", results[-1])
         loads.append(f"{customers:,} customers, after: {common.load_note()}")
@@ -188,16 +201,10 @@ def report(args: argparse.Namespace, results: list[dict[str, object]], loads: li
     exponents = common.markdown_table(_exponents(results, args.models))
     print(table, "\n\ngrowth exponents (log-log slope):\n" + exponents, flush=True)
     if args.write_doc:
-        workaround = (
-            " With `--workaround-dict-join`: the samples SQL materialises its `picked` CTE (finding 1 of the "
-            "summary)."
-            if args.workaround_dict_join
-            else ""
-        )
         body = (
             f"One market, {args.months} months, model(s) {', '.join(args.models)}, DuckDB memory limit "
             f"{args.memory_limit} (the stage's `BUILD_MEMORY_LIMIT` unless overridden), each size in a "
-            f"fresh process (peak RSS = that process's `ru_maxrss`).{workaround}\n\n{table}\n\n"
+            f"fresh process (peak RSS = that process's `ru_maxrss`), history {args.history}.\n\n{table}\n\n"
             f"Growth exponents (log-log slope over the sizes run; 1.0 = linear):\n\n{exponents}"
         )
         common.write_section("prepare", common.section("Preparation scale (issue 3)", body, loads))

@@ -10,6 +10,7 @@ delivers its good cells.
 """
 
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,7 @@ from factory_assets.core import cell_status
 from factory_assets.core.cell_status import StageOutcome
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import MarketWarehouses, Warehouse
 from factory_assets.deployment import report_url
 from factory_assets.partitions import Cell, cells_of
 from factory_assets.specs_registry import SPECS
@@ -64,11 +65,13 @@ def to_metadata(
     return metadata
 
 
-def stage_context(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> StageContext:
-    """The run's `StageContext`, built from the resources in `STAGE_RESOURCES`."""
+def stage_context(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, market: str
+) -> StageContext:
+    """The run's `StageContext` for a cell of `market` (its warehouse file), from `STAGE_RESOURCES`."""
     resources = context.resources
     return StageContext(
-        warehouse=resources.warehouse.get(),
+        warehouse=resources.warehouse.market(market),
         models_dir=Path(resources.model_store.root),
         reports_dir=Path(resources.reports.root),
         releases_dir=Path(resources.release_store.root),
@@ -81,32 +84,36 @@ def run_stage(
     context: dg.AssetExecutionContext, stage: str, upstream: list[str], work: CellStage
 ) -> dg.MaterializeResult:
     """`run_cells` for a core stage of the standard shape, its reports rendered by `to_metadata`."""
-    ctx = stage_context(context)
     base_url = context.resources.deployment.get().settings.api.base_url
-    return run_cells(
-        context,
-        ctx.warehouse,
-        stage,
-        upstream,
-        lambda cell: to_metadata(work(ctx, SPECS[cell.model], cell.market), ctx.reports_dir, base_url),
-    )
+    contexts: dict[str, StageContext] = {}
+
+    def run(cell: Cell) -> Mapping[str, object]:
+        ctx = contexts.setdefault(cell.market, stage_context(context, cell.market))
+        return to_metadata(work(ctx, SPECS[cell.model], cell.market), ctx.reports_dir, base_url)
+
+    return run_cells(context, context.resources.warehouse.get(), stage, upstream, run)
 
 
 def run_cells(
     context: dg.AssetExecutionContext,
-    warehouse: Warehouse,
+    warehouses: MarketWarehouses,
     stage: str,
     upstream: list[str],
     work: CellWork,
 ) -> dg.MaterializeResult:
-    """Apply `work` to each cell that its upstream stages allow; record and report outcomes."""
+    """Apply `work` to each cell that its upstream stages allow; record and report outcomes.
+
+    Each cell's gate, work and record use its market's warehouse file.
+    """
     rows: list[dict[str, str]] = []
     cell_metadata: dict[Cell, Mapping[str, object]] = {}
-    # One connection for the whole stage: each DuckDB connection loads the whole catalog (0.15 s
-    # on a 22 x 18 warehouse), and a cell used two (gate + work, record). The work still releases
-    # it around fits and reports, where other processes get their turn.
-    with warehouse.session():
+    # One connection per market file for the whole stage: each DuckDB connection loads the file's
+    # catalog, and a cell used two (gate + work, record). The work still releases it around fits
+    # and reports, where other processes get their turn.
+    with ExitStack() as sessions:
         for cell in cells_of(context):
+            warehouse = warehouses.market(cell.market)
+            sessions.enter_context(warehouse.session())
             outcome, metadata = _run_cell(context, warehouse, stage, upstream, work, cell)
             if metadata is not None:
                 cell_metadata[cell] = metadata

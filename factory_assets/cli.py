@@ -19,11 +19,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
 
-from factory_assets import deployment
+from factory_assets import deployment, profiles
+from factory_assets.cluster.commands import add_distributed_commands, attach, running_daemon
 from factory_assets.core.car.external import load_external_mapping
 from factory_assets.core.clock import utc_now
 from factory_assets.core.names import Table
@@ -37,7 +39,6 @@ from factory_assets.core.release.interventions import (
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.stage import StageContext
 from factory_assets.core.status.grid import format_status_table
-from factory_assets.core.warehouse import Warehouse
 from factory_assets.demo.car import (
     DemoConfig,
     generate_market,
@@ -49,6 +50,9 @@ from factory_assets.demo.insurer import InsurerConfig, write_insurer_export
 from factory_assets.init_deployment import InitError, init_deployment
 from resources import build_resources
 
+if TYPE_CHECKING:
+    from factory_assets.cluster.control import ClusterDaemon
+
 log = logging.getLogger("factory")
 DEMO_MARKETS = {"uk": 12_000, "de": 8_000, "it": 5_000}
 DEMO_MONTHS = 18
@@ -59,28 +63,27 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-INSTANCE_YAML = """\
-run_queue:
-  max_concurrent_runs: 2
-telemetry:
-  enabled: false
-"""
-
-
 def _paths() -> FactoryPaths:
     return deployment.current().paths
 
 
 def _dagster_home() -> Path:
+    """The instance's home: DAGSTER_HOME (embedded), or the distributed profile's, brought up if needed."""
+    current = deployment.current()
+    if current.profile == "distributed":
+        return attach(current)
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         raise SystemExit("DAGSTER_HOME is not set (make run sets it to .dagster_home)")
-    path = Path(home)
-    path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_YAML, encoding="utf-8")
-    return path
+    return profiles.write_embedded_home(Path(home))
+
+
+def _daemon(instance_home: Path) -> Daemon | ClusterDaemon:
+    """A daemon of this process's own (embedded), or the distributed profile's running one."""
+    current = deployment.current()
+    if current.profile == "distributed":
+        return running_daemon(current)
+    return Daemon(instance_home / "daemon.log")
 
 
 def land_demo_car(paths: FactoryPaths, config: DemoConfig) -> bool:
@@ -180,7 +183,7 @@ def print_runs(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> None:
 
 def print_status(paths: FactoryPaths) -> None:
     """Print the market x model grid stored by `factory_status`."""
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().union()
     if not warehouse.table_exists(Table.FACTORY_STATUS):
         print("no status grid yet")
         return
@@ -189,7 +192,10 @@ def print_status(paths: FactoryPaths) -> None:
 
 def print_decisions(paths: FactoryPaths, market: str) -> None:
     """The champion decisions of one market, newest first."""
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().market(market)
+    if not warehouse.table_exists(Table.DECISIONS):
+        print(f"no decisions recorded for market '{market}'")
+        return
     frame = warehouse.query(
         f"select model, decided_at, outcome, reason from {Table.DECISIONS} "
         "where market = ? order by decided_at desc",
@@ -201,7 +207,7 @@ def print_decisions(paths: FactoryPaths, market: str) -> None:
 def run_factory(paths: FactoryPaths, expected: int, timeout: float) -> None:
     """Let the real daemon run the deployment until quiet (at least `expected` runs), print the grid."""
     instance_home = _dagster_home()
-    with dg.DagsterInstance.get() as instance, Daemon(instance_home / "daemon.log") as daemon:
+    with dg.DagsterInstance.get() as instance, _daemon(instance_home) as daemon:
         print(f"== Factory: daemon running (log {daemon.log_path})")
         runs = wait_for_quiet(instance, daemon, time.time(), expected, timeout)
         print_runs(instance, runs)
@@ -211,10 +217,11 @@ def run_factory(paths: FactoryPaths, expected: int, timeout: float) -> None:
 def demo(args: argparse.Namespace) -> None:
     """Run the whole demo: land CAR data, let the daemon run the factory, then a drift month."""
     paths = _paths()
-    instance_home = _dagster_home()
     config = DemoConfig(markets=DEMO_MARKETS, months=args.months, seed=args.seed)
     fresh = land_demo_car(paths, config)
-    with dg.DagsterInstance.get() as instance, Daemon(instance_home / "daemon.log") as daemon:
+    # after the landing: a running daemon (the distributed profile's) would ingest half-landed markets
+    instance_home = _dagster_home()
+    with dg.DagsterInstance.get() as instance, _daemon(instance_home) as daemon:
         print(f"== Factory: {len(config.markets)} markets, daemon running (log {daemon.log_path})")
         started = time.time()
         expected = 3 * len(config.markets) if fresh else 0
@@ -326,7 +333,11 @@ def _operator_action(args: argparse.Namespace, action: str) -> None:
         known = sorted(current.specs)
         raise SystemExit(f"factory {action}: model '{args.model}' has no spec; known: {known}")
     ctx = StageContext(
-        Warehouse(paths.warehouse), paths.models, paths.reports, paths.releases, run_id=f"cli-{action}"
+        paths.warehouses().market(args.market),
+        paths.models,
+        paths.reports,
+        paths.releases,
+        run_id=f"cli-{action}",
     )
     try:
         request = Request(args.market, args.model, args.by, args.reason)
@@ -396,15 +407,38 @@ def restore_reference(args: argparse.Namespace) -> None:
     paths = _paths()
     try:
         outcome = restore_reference(
-            ReleaseStore(paths.releases), Warehouse(paths.warehouse), args.market, args.model
+            ReleaseStore(paths.releases), paths.warehouses().market(args.market), args.market, args.model
         )
     except ReferenceRecoveryError as exc:
         raise SystemExit(f"factory restore-reference: {exc}") from exc
     print(f"{args.market}/{args.model}: {outcome}")
 
 
+def migrate_warehouse(_: argparse.Namespace) -> None:
+    """Split the one-file warehouse of earlier versions into one file per market."""
+    from factory_assets.core.migrate import MigrationError, split_warehouse
+
+    paths = _paths()
+    try:
+        report = split_warehouse(paths.legacy_warehouse, paths.warehouses_unchecked())
+    except MigrationError as exc:
+        raise SystemExit(f"factory migrate-warehouse: {exc}") from exc
+    for market, tables in report.rows.items():
+        print(
+            f"{market}: {len(tables)} tables, {sum(tables.values())} rows -> "
+            f"{paths.warehouse / market}.duckdb"
+        )
+    if report.rebuilt:
+        print(f"not copied (the preparation stages rebuild them; rerun each market's row): {report.rebuilt}")
+    print(f"the old file is kept as {report.kept_as}")
+
+
 def _add_recovery_commands(sub: argparse._SubParsersAction) -> None:
-    """`api-key` and `restore-reference`."""
+    """`api-key`, `restore-reference` and `migrate-warehouse`."""
+    migrate = sub.add_parser(
+        "migrate-warehouse", help="split a one-file warehouse of earlier versions into one file per market"
+    )
+    migrate.set_defaults(func=migrate_warehouse)
     keys = sub.add_parser("api-key", help="create or list the scoring API's keys (stored hashed)")
     keys.add_argument("action", choices=["create", "list"])
     keys.add_argument("--name", default="", help="who or what uses the key (create)")
@@ -451,6 +485,7 @@ def main(argv: list[str] | None = None) -> None:
     status.set_defaults(func=lambda _: print_status(_paths()))
     _add_operator_commands(sub)
     _add_recovery_commands(sub)
+    add_distributed_commands(sub)
     args = parser.parse_args(argv)
     if args.project is not None:
         # The environment, not an argument: the daemon and its code server inherit it.

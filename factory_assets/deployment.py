@@ -10,7 +10,8 @@
 
 The repository root is the default deployment (the media demo). `FACTORY_PROJECT_DIR` (or the
 CLI's `--project`) names another folder with the same layout, e.g. `examples/insurer/`;
-`FACTORY_DATA_DIR` overrides where its data is kept. `current()` is the one place the factory reads
+`FACTORY_DATA_DIR` overrides where its data is kept and `FACTORY_PROFILE` the profile (`embedded`
+or `distributed`, see `factory_assets.profiles`). `current()` is the one place the factory reads
 these settings from the environment. A bad folder fails with the file, the field and the reason.
 No Dagster import: the CLI, the API and the code location share it.
 """
@@ -32,8 +33,11 @@ from factory_assets.core.specs import KEY_PATTERN, ModelSpec, ScoreChecks, load_
 
 PROJECT_ENV = "FACTORY_PROJECT_DIR"
 DATA_ENV = "FACTORY_DATA_DIR"
+PROFILE_ENV = "FACTORY_PROFILE"
 SETTINGS_FILE = Path("config") / "factory.yaml"
 Severity = Literal["blocking", "warning", "off"]
+Profile = Literal["embedded", "distributed"]
+PROFILES: tuple[Profile, ...] = ("embedded", "distributed")
 
 
 class DeploymentError(ValueError):
@@ -112,6 +116,64 @@ class ApiSettings(_Strict):
     )
 
 
+class PostgresSettings(_Strict):
+    """The PostgreSQL server of the distributed profile's Dagster instance storage."""
+
+    host: str = Field("127.0.0.1", description="Where it listens (the loopback cluster: 127.0.0.1 only).")
+    port: int = Field(15432, ge=1, le=65535, description="Not 5432: a system cluster may hold that one.")
+    user: str = Field("factory", description="The role Dagster connects as.")
+    database: str = Field("dagster", description="The database of Dagster's runs, events and schedules.")
+    password_env: str | None = Field(
+        None,
+        description="Environment variable holding the password on every machine (a server managed "
+        "elsewhere); the loopback cluster generates its own and keeps it in its folder.",
+    )
+    local: bool = Field(
+        True,
+        description="`factory distributed up` initialises and starts a cluster on this machine under "
+        "`services_dir`; false: the server is managed elsewhere and only checked.",
+    )
+
+
+class RedisSettings(_Strict):
+    """The Redis server that carries runs to the Celery workers (the broker and result backend)."""
+
+    host: str = Field("127.0.0.1", description="Where it listens.")
+    port: int = Field(16379, ge=1, le=65535, description="Not 6379: a system Redis may hold that one.")
+    db: int = Field(0, ge=0, le=15, description="The Redis database number.")
+    local: bool = Field(
+        True, description="`factory distributed up` starts it on this machine; false: it is only checked."
+    )
+
+
+class DistributedSettings(_Strict):
+    """The distributed profile: PostgreSQL instance storage, runs on Celery workers, limits and retries."""
+
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    services_dir: str | None = Field(
+        None,
+        description="Folder of the loopback PostgreSQL cluster and Redis files, relative to the deployment "
+        "folder; default `<data_dir>/distributed/services`. The `postgres` user must reach it.",
+    )
+    workers: int = Field(
+        2, ge=0, le=64, description="Celery worker processes `factory distributed up` starts on this machine."
+    )
+    max_concurrent_runs: int = Field(
+        2, ge=1, description="Runs in flight at once; match the workers' total slots so none waits in Redis."
+    )
+    run_retries: int = Field(
+        2, ge=0, description="Retries of a run whose worker died (never of a run whose asset failed)."
+    )
+    monitor_interval_seconds: int = Field(
+        15, ge=1, description="How often the daemon checks that the worker of each started run still answers."
+    )
+    start_timeout_seconds: int = Field(
+        300, ge=10, description="A run no worker started within this time is failed (and retried)."
+    )
+    webserver_port: int = Field(3000, ge=1, le=65535, description="The Dagster UI, on 127.0.0.1.")
+
+
 class DeploymentSettings(_Strict):
     """`config/factory.yaml`: every field optional, the defaults are the media demo's."""
 
@@ -122,6 +184,12 @@ class DeploymentSettings(_Strict):
     data_checker_2: CheckerTwoSettings = Field(default_factory=CheckerTwoSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    profile: Profile = Field(
+        "embedded",
+        description="embedded: one machine, SQLite instance, runs as local processes; distributed: "
+        "PostgreSQL instance, runs on Celery workers (the `distributed` settings).",
+    )
+    distributed: DistributedSettings = Field(default_factory=DistributedSettings)
 
     @field_validator("data_checker_1")
     @classmethod
@@ -152,12 +220,15 @@ def _check_market_names(markets: dict[str, object]) -> None:
 class Deployment:
     """A deployment folder, its settings validated; paths resolved against the folder."""
 
-    def __init__(self, root: Path, data_dir: Path | None = None) -> None:
+    def __init__(self, root: Path, data_dir: Path | None = None, profile: str | None = None) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise DeploymentError(f"deployment folder {self.root} does not exist")
         self.settings = load_settings(self.root / SETTINGS_FILE)
         self.paths = FactoryPaths((data_dir or self.root / self.settings.data_dir).resolve())
+        if profile is not None and profile not in PROFILES:
+            raise DeploymentError(f"{PROFILE_ENV}={profile!r}: the profile must be one of {list(PROFILES)}")
+        self.profile: Profile = profile or self.settings.profile  # type: ignore[assignment]
 
     @property
     def contract_path(self) -> Path:
@@ -264,8 +335,8 @@ def load_settings(path: Path) -> DeploymentSettings:
 def current() -> Deployment:
     """The deployment the environment names: `FACTORY_PROJECT_DIR`, else the repository root.
 
-    Its data is kept in `FACTORY_DATA_DIR` when that is set.
+    Its data is kept in `FACTORY_DATA_DIR` when that is set; `FACTORY_PROFILE` overrides its profile.
     """
     root = Path(os.environ.get(PROJECT_ENV) or REPO_ROOT)
     data = os.environ.get(DATA_ENV)
-    return Deployment(root, Path(data) if data else None)
+    return Deployment(root, Path(data) if data else None, os.environ.get(PROFILE_ENV) or None)

@@ -96,7 +96,7 @@ def car_snapshots(
     on the next run, and fails the market's gate for the model stages.
     """
     market = check_market(context.partition_key, "car_snapshots")
-    wh, settings = warehouse.get(), deployment.get()
+    wh, settings = warehouse.market(market), deployment.get()
     contract = settings.contract
     defaults, severities = settings.checker_one(market)
     thresholds = CarCheckThresholds.model_validate({**defaults.model_dump(), **config.check_thresholds})
@@ -155,7 +155,7 @@ def _failure_tables(prefix: str, detail: dict[str, object]) -> dict[str, object]
 
 
 def _market_result(warehouse: WarehouseResource, market: str, check: str) -> dict[str, object]:
-    return stored_result(warehouse.get(), market, check)
+    return stored_result(warehouse.market(market), market, check)
 
 
 def _stored_check(check: str) -> dg.AssetChecksDefinition:

@@ -85,7 +85,7 @@ def release_under_override(context: dg.OpExecutionContext, config: OverrideConfi
     """Publish a held-back cell's scores despite Data Checker 2; the ledger keeps the overridden checks."""
     spec = cell_spec(context, config.market, config.model)
     request = Request(config.market, config.model, config.operator, config.reason)
-    _observe(context, override_release(stage_context(context), spec, request, config.attempt))
+    _observe(context, override_release(stage_context(context, config.market), spec, request, config.attempt))
 
 
 @dg.op(required_resource_keys=STAGE_RESOURCES)
@@ -93,7 +93,7 @@ def withdraw_live_release(context: dg.OpExecutionContext, config: WithdrawalConf
     """Withdraw the cell's release in force; the previous release is served again."""
     cell_spec(context, config.market, config.model)
     request = Request(config.market, config.model, config.operator, config.reason)
-    _observe(context, withdraw_release(stage_context(context), request, config.release_id))
+    _observe(context, withdraw_release(stage_context(context, config.market), request, config.release_id))
 
 
 @dg.job(description="Release a held-back cell under override, with who and why (recorded).")

@@ -7,6 +7,7 @@ every cell of the run and name the failing ones; they do not block (the per-cell
 """
 
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import dagster as dg
 import pandas as pd
@@ -19,7 +20,7 @@ from factory_assets.core.prep.frame import training_frame_stage
 from factory_assets.core.prep.samples import model_samples_stage
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import MarketWarehouses
 from factory_assets.partitions import Cell, cell_partitions, cells_of
 from factory_assets.specs_registry import SPECS
 
@@ -45,7 +46,9 @@ def training_frame(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     (lags, rolling aggregates, deltas, trends, recency) over calendar months. Each candidate
     variable is measured (missing share, dominant share, distinct / rows, single-variable AUC,
     levels) and kept, dropped or grouped, with the reason, in `prep.variable_decisions`.
-    Table: `prep.tf__<market>__<model>`.
+    The market's history features are computed once and shared by its models (`prep.history`,
+    extended with the columns a spec adds); the cell keeps only its keys and target (`prep.frames`)
+    and its candidate columns (`prep.frame_columns`), joined to the CAR and history when read.
     """
 
     def work(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
@@ -78,7 +81,8 @@ def model_samples(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     validation are de-trended (equal target rate per snapshot, by sampling or weights) and
     balanced (negatives down-sampled; beta stored to correct probabilities). A cell with fewer
     positives than the spec's minimum in any split fails here, naming the counts.
-    Tables: `prep.samples__<market>__<model>`, `prep.sample_summary`, `prep.sample_rates`.
+    Tables: `prep.samples` (the cell's partition: keys, split, weight, target), `prep.sample_summary`,
+    `prep.sample_rates`.
     """
     return run_stage(context, Stage.MODEL_SAMPLES, [Stage.TRAINING_FRAME], model_samples_stage)
 
@@ -86,11 +90,15 @@ def model_samples(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 Finding = Callable[[SampleFacts, Cell], str | None]
 
 
-def _cell_rows(wh: Warehouse, cells: list[Cell], findings: dict[str, Finding]) -> dict[str, list[dict]]:
+def _cell_rows(
+    warehouses: MarketWarehouses, cells: list[Cell], findings: dict[str, Finding]
+) -> dict[str, list[dict]]:
     """Per check, a row per cell: pass / fail / not evaluated with the detail; facts read once a cell."""
     rows: dict[str, list[dict]] = {name: [] for name in findings}
-    with wh.session():  # one connection for the step: each costs a catalog load
+    with ExitStack() as sessions:  # one connection per market file for the step
         for cell in cells:
+            wh = warehouses.market(cell.market)
+            sessions.enter_context(wh.session())
             outcome = cell_status.latest(wh, cell.market, cell.model, Stage.MODEL_SAMPLES)
             if outcome is None or outcome.status != "ok":
                 skipped = {"cell": str(cell), "result": "not evaluated", "detail": "stage not ok"}
@@ -171,7 +179,7 @@ def model_samples_checks(context: dg.AssetCheckExecutionContext):
     One step reads each cell's facts once for the three verdicts (three steps read them three
     times: 0.35 s per cell and check on a 22 x 18 warehouse).
     """
-    wh: Warehouse = context.resources.warehouse.get()
+    wh: MarketWarehouses = context.resources.warehouse.get()
     findings = {name: finding for name, (_, finding) in SAMPLE_CHECKS.items()}
     rows = _cell_rows(wh, list(cells_of(context)), findings)
     for name in SAMPLE_CHECKS:

@@ -10,6 +10,7 @@ reason. The checks report the same rules per cell (failing cells named in their 
 scores asset's check history shows them too.
 """
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +27,7 @@ from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.status.grid import build_status, format_status_table, store_status
 from factory_assets.core.status.reports import write_reports
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import MarketWarehouses
 from factory_assets.partitions import Cell, cell_partitions, cells_of, markets_partitions
 from factory_assets.specs_registry import DEPLOYMENT, SPECS
 from resources.model_store import ModelStoreResource
@@ -123,11 +124,10 @@ def released_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     format, and the cell's `current.json` manifest is swapped atomically. Failing scores are held back:
     the previous release stays in force, `release.releases` records why, and the cell shows as failed.
     """
-    ctx = stage_context(context)
-    store = ReleaseStore(ctx.releases_dir)
+    store = ReleaseStore(Path(context.resources.release_store.root))
 
     def work(cell: Cell) -> dict[str, object]:
-        outcome = release_cell(ctx, _spec(cell), cell.market)
+        outcome = release_cell(stage_context(context, cell.market), _spec(cell), cell.market)
         if outcome.held_back:
             # an observation keeps the verdict in the asset's history even when the step then fails
             context.log_event(_held_back_observation(cell, outcome))
@@ -135,16 +135,21 @@ def released_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         context.log.info(f"{cell}: {outcome.status} {outcome.release_id}")
         return _release_metadata(outcome, store)
 
-    return run_cells(context, ctx.warehouse, STAGE, UPSTREAM, work)
+    return run_cells(context, context.resources.warehouse.get(), STAGE, UPSTREAM, work)
 
 
 def _evaluate_cells(
-    context: dg.AssetCheckExecutionContext, wh: Warehouse, store: ReleaseStore, models: ModelStore
+    context: dg.AssetCheckExecutionContext,
+    warehouses: MarketWarehouses,
+    store: ReleaseStore,
+    models: ModelStore,
 ) -> tuple[dict[Cell, list[RuleResult]], list[dict[str, str]]]:
     evaluated: dict[Cell, list[RuleResult]] = {}
     not_evaluated: list[dict[str, str]] = []
-    with wh.session():  # one connection for the step, as in `run_cells`
+    with ExitStack() as sessions:  # one connection per market file for the step, as in `run_cells`
         for cell in cells_of(context):
+            wh = warehouses.market(cell.market)
+            sessions.enter_context(wh.session())
             problem = cell_status.upstream_problem(wh, cell.market, cell.model, UPSTREAM)
             if problem is not None:
                 not_evaluated.append({"cell": str(cell), "reason": problem[:200]})
@@ -240,12 +245,12 @@ def factory_status(
     score distribution, realised AUC, drift, decisions, importance) and its drift report; the scoring
     service serves them under `/reports/` (the links below use the deployment's `api.base_url`).
     """
-    wh = warehouse.get()
     markets = context.instance.get_dynamic_partitions(markets_partitions.name)
+    wh = warehouse.union(markets)
     now = utc_now()
     stale_after = {name: spec.score_checks.max_release_age_days for name, spec in SPECS.items()}
     grid = build_status(wh, markets, sorted(SPECS), now, stale_after)
-    store_status(wh, grid, context.run_id)
+    store_status(warehouse.get(), grid, context.run_id)
     reports_dir = Path(reports.root)
     written = write_reports(wh, release_store.get(), model_store.get(), SPECS, grid, reports_dir, now)
 

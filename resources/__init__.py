@@ -24,7 +24,7 @@ def build_resources(data_dir: Path | None = None, deployment: Deployment | None 
     paths = deployment.paths
     return {
         "deployment": DeploymentResource(project_dir=str(deployment.root), data_dir=str(paths.data_dir)),
-        "warehouse": WarehouseResource(path=str(paths.warehouse)),
+        "warehouse": WarehouseResource(root=str(paths.warehouse), legacy_file=str(paths.legacy_warehouse)),
         "landing": LandingResource(
             landing_dir=str(deployment.landing_dir),
             settle_seconds=deployment.settings.sources.settle_seconds,

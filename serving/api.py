@@ -25,7 +25,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from factory_assets.core.release.reader import (
     LoadedRelease,
@@ -51,6 +51,20 @@ RankBy = Annotated[ScoreField | None, Query(description="Rank by this score; def
 CustomerId = Annotated[str, PathParam(pattern=CUSTOMER_ID_PATTERN, description="Per the CAR contract.")]
 
 
+class Reason(BaseModel):
+    """One feature that moved the customer's score: a reason code."""
+
+    feature: str = Field(description="The model feature.")
+    value: str | None = Field(
+        None, description="The customer's value as the model saw it, as text; absent when missing."
+    )
+    contribution: float = Field(
+        description="Signed contribution to the raw model's log-odds, before the down-sampling correction "
+        "and calibration (CatBoost: SHAP value; logistic: coefficient x standardised value). Positive "
+        "raises the score."
+    )
+
+
 class Score(BaseModel):
     """One customer's released score (probability and/or percentile, as the model's spec asks)."""
 
@@ -63,6 +77,11 @@ class Score(BaseModel):
     decile: int
     model_version: str
     release_id: str
+    reasons: list[Reason] | None = Field(
+        None,
+        description="The customer's top contributing features, largest absolute contribution first, when "
+        "the model's spec opts in (`output.reason_codes`); absent when the release carries none.",
+    )
 
 
 class TopScores(BaseModel):
@@ -299,7 +318,7 @@ def create_app(
         customer_id: CustomerId,
         key: MarketReader,
     ) -> Response:
-        """One customer's released score in the cell's release in force."""
+        """One customer's released score in the cell's release in force (with reason codes if it has them)."""
         release = await _release_async(reader, market, model)
         row = release.lookup(customer_id)
         if row is None:

@@ -9,7 +9,7 @@ import pytest
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from factory_assets.core.paths import FactoryPaths
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import MarketWarehouses, Warehouse
 from resources import build_resources
 
 
@@ -32,9 +32,15 @@ def paths(tmp_path: Path) -> FactoryPaths:
 
 
 @pytest.fixture
+def warehouses(paths: FactoryPaths) -> MarketWarehouses:
+    """The per-market warehouse files under the temporary data directory."""
+    return paths.warehouses()
+
+
+@pytest.fixture
 def warehouse(paths: FactoryPaths) -> Warehouse:
-    """A warehouse over a temporary DuckDB file."""
-    return Warehouse(paths.warehouse)
+    """The `uk` market's warehouse file under the temporary data directory (the tests' usual market)."""
+    return paths.warehouses().market("uk")
 
 
 @pytest.fixture

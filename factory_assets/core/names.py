@@ -1,9 +1,10 @@
 """Every warehouse table and every stage of the factory, named once.
 
-Tables with a fixed name are members of `Table`; per-market and per-cell tables are built by the
-functions below. Stage names are the asset names of the pipeline and the `stage` column of
-`ops.cell_status`. The members are plain `str` constants, not enum members: they go into SQL, pandas
-frames, Dagster asset keys and metadata, and Dagster's serialiser refuses enums it does not know.
+Tables with a fixed name are members of `Table` (per-cell data lives in partitions of them, keyed by
+market and model); the per-market CAR table is built by `car_table`. Stage names are the asset names
+of the pipeline and the `stage` column of `ops.cell_status`. The members are plain `str` constants,
+not enum members: they go into SQL, pandas frames, Dagster asset keys and metadata, and Dagster's
+serialiser refuses enums it does not know.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ class Table:
     CELL_STATUS: Final = "ops.cell_status"
     SCORE_CHECK_RESULTS: Final = "ops.score_check_results"
     FACTORY_STATUS: Final = "ops.factory_status"
+    HISTORY: Final = "prep.history"
+    HISTORY_SNAPSHOTS: Final = "prep.history_snapshots"
+    HISTORY_FEATURES: Final = "prep.history_features"
+    FRAMES: Final = "prep.frames"
+    FRAME_COLUMNS: Final = "prep.frame_columns"
+    SAMPLES: Final = "prep.samples"
     VARIABLE_DECISIONS: Final = "prep.variable_decisions"
     SAMPLE_SUMMARY: Final = "prep.sample_summary"
     SAMPLE_RATES: Final = "prep.sample_rates"
@@ -41,14 +48,9 @@ def car_table(market: str) -> str:
     return check_identifier(f"car.{market}")
 
 
-def frame_table(market: str, model: str) -> str:
-    """A cell's training frame: `prep.tf__<market>__<model>`."""
-    return check_identifier(f"prep.tf__{market}__{model}")
-
-
-def samples_table(market: str, model: str) -> str:
-    """A cell's marked training sample: `prep.samples__<market>__<model>`."""
-    return check_identifier(f"prep.samples__{market}__{model}")
+def partition_label(table: str, **keys: str) -> str:
+    """A partition of a table as the UI shows it: `prep.frames[market=uk, model=churn]`."""
+    return f"{table}[{', '.join(f'{k}={v}' for k, v in keys.items())}]"
 
 
 class Stage:

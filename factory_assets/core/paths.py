@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from factory_assets.core.warehouse import MarketWarehouses
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPECS_DIR = REPO_ROOT / "model_specs"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
@@ -18,7 +20,20 @@ class FactoryPaths:
 
     @property
     def warehouse(self) -> Path:
-        """The DuckDB warehouse file."""
+        """The warehouse folder: one DuckDB file per market (`core.warehouse.MarketWarehouses`)."""
+        return self.data_dir / "warehouse"
+
+    def warehouses(self) -> MarketWarehouses:
+        """The per-market warehouse files (refused while only a one-file warehouse exists)."""
+        return MarketWarehouses(self.warehouse, legacy_file=self.legacy_warehouse)
+
+    def warehouses_unchecked(self) -> MarketWarehouses:
+        """The per-market warehouse files without the layout check (for the migration itself)."""
+        return MarketWarehouses(self.warehouse)
+
+    @property
+    def legacy_warehouse(self) -> Path:
+        """The one-file warehouse of earlier versions (`factory migrate-warehouse` splits it)."""
         return self.data_dir / "warehouse.duckdb"
 
     @property

@@ -116,13 +116,17 @@ class SamplingSpec(_Strict):
     training_window_months: int = Field(12, ge=1, le=60)
     detrend: Literal["stratify", "weight", "none"] = "stratify"
     negatives_per_positive: float | None = Field(
-        4.0, gt=0, description="Down-sample negatives to this ratio; null keeps them all."
+        4.0,
+        gt=0,
+        description="Above the row budget, keep at least this many negatives per positive (null: no "
+        "floor); with a null budget, down-sample negatives to this ratio (null: keep them all).",
     )
     balance_above_rows: int | None = Field(
-        None,
+        50_000,
         ge=1,
-        description="Down-sample negatives only when the training pool holds more rows than this; "
-        "below it every row is kept (beta = 1). Null: always down-sample to negatives_per_positive.",
+        description="Row budget of the training pool (train + validation). Within it every row is kept "
+        "(beta = 1; de-trended by weights); above it negatives are down-sampled to fit it, never below "
+        "negatives_per_positive. Null: always down-sample to negatives_per_positive.",
     )
     test_snapshots: int = Field(1, ge=1, le=6, description="Latest labelled snapshots kept as test.")
     validation_share: float = Field(0.2, gt=0, lt=0.5)
@@ -178,6 +182,11 @@ class ModelParams(_Strict):
     )
     logistic: LogisticParams = Field(default_factory=LogisticParams)
     calibration: CalibrationParams = Field(default_factory=CalibrationParams)
+    refit: bool = Field(
+        True,
+        description="Refit the winning family on train + validation with what its first fit found "
+        "(CatBoost's tree count, the logistic C); its calibrator stays the one fitted on validation.",
+    )
 
     iterations: int = Field(400, ge=10, le=5000)
     learning_rate: float = Field(0.08, gt=0, le=1)
@@ -249,11 +258,34 @@ class ScoreChecks(_Strict):
     )
 
 
+class ReasonCodesSpec(_Strict):
+    """Per-customer reason codes: the features that moved this customer's score most, either way.
+
+    A contribution is on the raw model's log-odds scale (before the beta correction and calibration):
+    CatBoost's SHAP value, or a linear model's coefficient x standardised value summed back to the
+    source feature (`core.model.reasons`).
+    """
+
+    enabled: bool = Field(
+        False,
+        description="Compute reason codes when scoring and release them (batch file and API). Off by "
+        "default: CatBoost's SHAP values cost time on every scored customer.",
+    )
+    top_n: int = Field(
+        3, ge=1, le=10, description="Features per customer, largest absolute contribution first."
+    )
+
+
 class OutputSpec(_Strict):
     """How released scores are presented."""
 
     format: Literal["probability", "percentile", "both"] = "both"
     csv: bool = False
+    reason_codes: ReasonCodesSpec = Field(
+        default_factory=ReasonCodesSpec,
+        description="Opt-in top contributing features per customer (reason_<k>_feature, _value, "
+        "_contribution columns of the release).",
+    )
 
 
 class ModelSpec(_Strict):

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 LINEAGE_COLUMNS = ("_run_id", "_written_at")
+LOCK_WAIT = "warehouse lock wait:"
+"""Logged each time a connection waits for another process's lock (counted by the concurrency test)."""
 
 
 _THREAD = threading.local()
@@ -235,6 +237,7 @@ class Warehouse:
                         f"warehouse {self.path} still locked after {self.retries} retries: {exc}"
                     ) from exc
                 delay = min(self.max_delay, self.base_delay * 2**attempt)
+                log.info("%s %s (retry %d)", LOCK_WAIT, self.path, attempt + 1)
                 time.sleep(delay * (0.5 + rng.random()))
         raise AssertionError("unreachable")
 
@@ -310,3 +313,114 @@ class Warehouse:
     def execute(self, action: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `action` on a fresh connection with lock retries; for multi-statement work."""
         return self._with_retry(action)
+
+
+class LegacyWarehouseError(RuntimeError):
+    """A warehouse file of the one-file layout sits where the per-market layout is expected."""
+
+
+class MarketWarehouses:
+    """The deployment's warehouse: one DuckDB file per market, `<root>/<market>.duckdb`.
+
+    DuckDB allows one writing process per file, so a file per market means that two market rows
+    never wait for each other's lock, and a connection loads only its market's catalog (its cost
+    stays flat as markets are added). Every table inside keeps its `market` column, so a file could
+    hold several markets and the core's per-cell code does not know the layout. Reads across
+    markets (the status grid) go through `union()`.
+    """
+
+    def __init__(self, root: Path, retries: int = 60, legacy_file: Path | None = None) -> None:
+        self.root = Path(root)
+        self.retries = retries
+        self.legacy_file = legacy_file
+
+    def _check_layout(self) -> None:
+        if self.legacy_file is not None and self.legacy_file.exists() and not self.markets():
+            raise LegacyWarehouseError(
+                f"{self.legacy_file} is a warehouse of the one-file layout and {self.root} holds no "
+                "market file yet: run `factory migrate-warehouse` to split it per market (released "
+                "scores and decision history are kept), then rerun"
+            )
+
+    def market(self, market: str) -> Warehouse:
+        """The warehouse file of `market` (created on first write)."""
+        self._check_layout()
+        if not IDENT.match(market) or "." in market:
+            raise ValueError(f"'{market}' is not a valid market for a warehouse file ({IDENT.pattern})")
+        return Warehouse(self.root / f"{market}.duckdb", retries=self.retries)
+
+    def markets(self) -> list[str]:
+        """The markets that have a warehouse file, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.duckdb"))
+
+    def union(self, markets: Sequence[str] | None = None) -> UnionWarehouse:
+        """A read-only view over the files of `markets` (default: every market with a file).
+
+        The files are listed at each connection, so a view made before a market's first write
+        sees it afterwards.
+        """
+        self._check_layout()
+        return UnionWarehouse(self, None if markets is None else list(markets))
+
+
+class UnionWarehouse(Warehouse):
+    """Several warehouse files read as one: each table is a view over its rows in every file.
+
+    The files are attached read-only to an in-memory database; a table present in several files is
+    the `union all by name` of them (columns missing in one file read as NULL). Writes fail.
+    """
+
+    def __init__(self, warehouses: MarketWarehouses, markets: list[str] | None = None) -> None:
+        scope = "all" if markets is None else ",".join(markets)
+        super().__init__(Path(f":union:{warehouses.root}:{scope}"), retries=warehouses.retries)
+        self.warehouses = warehouses
+        self.markets = markets
+
+    @property
+    def files(self) -> list[Path]:
+        """The market files read: those of `markets` that exist (all, when `markets` is None)."""
+        present = self.warehouses.markets()
+        chosen = present if self.markets is None else [m for m in self.markets if m in present]
+        return [self.warehouses.root / f"{m}.duckdb" for m in chosen]
+
+    def _connect_with_retry(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        try:
+            tables: dict[str, list[str]] = {}
+            for i, path in enumerate(self.files):
+                alias = f"_m{i}"
+                self._attach(con, path, alias)
+                rows = con.execute(
+                    "select schema_name, table_name from duckdb_tables() where database_name = ?", [alias]
+                ).fetchall()
+                for schema, name in rows:
+                    tables.setdefault(f"{schema}.{name}", []).append(f"{alias}.{schema}.{name}")
+            for table, sources in sorted(tables.items()):
+                schema = table.partition(".")[0]
+                con.execute(f"create schema if not exists {schema}")
+                body = " union all by name ".join(f"select * from {s}" for s in sources)
+                con.execute(f"create view {table} as {body}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+        """Attach `path` read-only, retrying while a writing process holds its lock."""
+        rng = random.Random()
+        for attempt in range(self.retries + 1):
+            try:
+                con.execute(f"attach '{path}' as {alias} (read_only)")
+                return
+            except duckdb.Error as exc:
+                if not _is_lock_conflict(exc):
+                    raise
+                if attempt == self.retries:
+                    raise WarehouseLockedError(
+                        f"warehouse {path} still locked after {self.retries} retries: {exc}"
+                    ) from exc
+                delay = min(self.max_delay, self.base_delay * 2**attempt)
+                log.info("%s %s (retry %d)", LOCK_WAIT, path, attempt + 1)
+                time.sleep(delay * (0.5 + rng.random()))

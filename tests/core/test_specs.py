@@ -35,6 +35,8 @@ def test_defaults_are_filled_and_documented(tmp_path):
     assert spec.name == "m1"
     assert spec.sampling.test_snapshots == 1
     assert spec.output.format == "both"
+    assert not spec.output.reason_codes.enabled, "reason codes are opt-in"
+    assert spec.output.reason_codes.top_n == 3
     assert spec.replacement.delong_alpha == 0.05
     for block in (spec.sampling, spec.retrain, spec.replacement, spec.cleaning):
         for name, field in type(block).model_fields.items():
@@ -72,6 +74,16 @@ def test_flag_values_are_compared_as_strings(tmp_path):
         (VALID + "sampling: {validation_share: 0.9}", "sampling.validation_share", "less than 0.5"),
         (VALID + "model: {depth: deep}", "model.depth", "valid integer"),
         (VALID + "output: {format: pdf}", "output.format", "'probability', 'percentile' or 'both'"),
+        (
+            VALID + "output: {reason_codes: {top_n: 0}}",
+            "output.reason_codes.top_n",
+            "greater than or equal to 1",
+        ),
+        (
+            VALID + "output: {reason_codes: {enable: true}}",
+            "output.reason_codes.enable",
+            "Extra inputs are not permitted",
+        ),
         ("description: no target", "target", "Field required"),
     ],
 )

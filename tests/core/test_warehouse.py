@@ -9,7 +9,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from factory_assets.core.warehouse import PartitionCopy, Warehouse, WarehouseLockedError, check_identifier
+from factory_assets.core.warehouse import (
+    LOCK_WAIT,
+    MarketWarehouses,
+    PartitionCopy,
+    Warehouse,
+    WarehouseLockedError,
+    check_identifier,
+)
 
 
 def frame(values: list[int], month: str) -> pd.DataFrame:
@@ -192,3 +199,42 @@ def test_renew_session_replaces_the_connection_and_a_failed_release_is_recovered
     warehouse.renew_session()  # outside a session: nothing to renew
     with pytest.raises(duckdb.CatalogException, match="scratch"):
         warehouse.query("select one from scratch")
+
+
+def test_each_market_writes_its_own_file_and_the_union_reads_them_as_one(tmp_path):
+    warehouses = MarketWarehouses(tmp_path / "warehouse")
+    union = warehouses.union()  # made before any write: it lists the files at each connection
+    assert not union.table_exists("ops.rows")
+    warehouses.market("uk").replace_partition("ops.rows", pd.DataFrame({"v": [1, 2]}), {"market": "uk"}, "r")
+    extra = pd.DataFrame({"v": [3], "w": ["only in de"]})
+    warehouses.market("de").replace_partition("ops.rows", extra, {"market": "de"}, "r")
+    assert warehouses.markets() == ["de", "uk"]
+    rows = union.query("select market, v, w from ops.rows order by v")
+    assert rows["market"].tolist() == ["uk", "uk", "de"]
+    assert rows["w"].isna().tolist() == [True, True, False], "a column missing in one file reads as NULL"
+    assert warehouses.union(["uk"]).query("select count(*) as n from ops.rows")["n"].iloc[0] == 2
+    with pytest.raises(duckdb.Error):
+        union.execute(lambda con: con.execute("insert into ops.rows (market, v) values ('uk', 9)"))
+
+
+def test_a_market_name_that_cannot_be_a_file_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="not a valid market"):
+        MarketWarehouses(tmp_path).market("../etc")
+
+
+def test_the_union_waits_for_a_market_being_written_and_logs_each_wait(tmp_path, caplog):
+    warehouses = MarketWarehouses(tmp_path / "warehouse", retries=2)
+    warehouses.market("uk").replace_partition("ops.rows", pd.DataFrame({"v": [1]}), {"market": "uk"}, "r")
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path / "warehouse" / "uk.duckdb"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        locked = pytest.raises(WarehouseLockedError, match=r"uk\.duckdb still locked after 2 retries")
+        with caplog.at_level("INFO", logger="factory_assets.core.warehouse"), locked:
+            warehouses.union().query("select * from ops.rows")
+        assert len([r for r in caplog.records if LOCK_WAIT in r.getMessage()]) == 2
+    finally:
+        release.set()
+        holder.join(30)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 import yaml
@@ -162,13 +163,6 @@ ISSUE_15_FAULTS = [
     ),
     CarFault("semicolon_csv", _semicolon_csv, "contract", ["looks ';'-delimited"]),
     CarFault(
-        "feature_x100_new_month",
-        _changed(lambda f: f.assign(viewing_hours=f["viewing_hours"] * 100)),
-        "extreme_psi",
-        ["viewing_hours"],
-        names_file=False,
-    ),
-    CarFault(
         "restated_old_month_half_rekeyed_x100",
         _changed(_restated_half, RESTATED),
         "restatement",
@@ -253,7 +247,7 @@ def _failed_checks(warehouse: Warehouse) -> pd.DataFrame:
 
 def _durable(paths: FactoryPaths) -> dict[str, object]:
     """The release files and manifests, the release ledger and the registry: what must not move."""
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     return {
         "release_files": release_state(paths),
         "ledger": table_rows(wh, Table.RELEASES, "*", "release_id"),
@@ -264,7 +258,7 @@ def _durable(paths: FactoryPaths) -> dict[str, object]:
 
 
 def _car_rows(paths: FactoryPaths, snapshot: dt.date) -> list[tuple]:
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     sql = (
         f"select * exclude (_run_id, _written_at) from car.{MARKET} "
         "where snapshot_date = ? order by customer_id"
@@ -286,7 +280,7 @@ def test_faulty_car_is_caught_stops_the_market_and_keeps_the_release(fault, rele
         ingest = run_ingest(paths, instance)
         cell = run_cell(paths, instance)
 
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     assert ingest.success, "the ingest step stores what it can and reports the fault through the checks"
     failed = _failed_checks(wh)
     caught = failed[failed["check"] == fault.check]
@@ -328,7 +322,7 @@ def test_all_null_feature_warns_and_nothing_unchecked_is_released(released, mont
     with new_instance() as instance:
         assert run_ingest(paths, instance).success
         cell = run_cell(paths, instance)
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     failed = _failed_checks(wh).set_index("check")
     assert failed.loc["null_rate", "severity"] == "warning"
     assert "viewing_hours" in failed.loc["null_rate", "detail"]
@@ -344,13 +338,92 @@ def test_all_null_feature_warns_and_nothing_unchecked_is_released(released, mont
         assert checks["passed"].all(), "a release was published although Data Checker 2 failed"
 
 
+def _extreme_month(
+    paths: FactoryPaths, months: dict[dt.date, pd.DataFrame], change: Callable[[pd.DataFrame], pd.DataFrame]
+) -> tuple[dg.ExecuteInProcessResult, Warehouse]:
+    """Land `change` of the next month, ingest it and run the cell: (the cell's run, the warehouse)."""
+    _changed(change)(paths.landing, months)
+    with new_instance() as instance:
+        ingest, cell = run_ingest(paths, instance), run_cell(paths, instance)
+    wh = paths.warehouses().union()
+    assert ingest.success
+    gate = cell_status.latest(wh, MARKET, cell_status.MARKET_WIDE, "data_checker_1")
+    assert gate.status == "ok" and "extreme_psi" in gate.message, (
+        "a warning at the snapshot: the market goes on"
+    )
+    return cell, wh
+
+
+def _latest_release_entry(wh: Warehouse) -> pd.Series:
+    return wh.query(
+        f"select * from {Table.RELEASES} where market = ? and model = ? order by _written_at desc limit 1",
+        [MARKET, MODEL],
+    ).iloc[0]
+
+
+def test_a_feature_x100_the_champion_reads_holds_its_cell_back(released, months, tmp_path):
+    """`extreme_psi` per cell: the month is admitted with a warning naming the column, and the release
+    of the cell whose champion reads it is held back, naming the column, its PSI and the snapshot."""
+    paths = copy_factory(released, tmp_path / "data")
+    served = release_state(paths)
+
+    cell, wh = _extreme_month(paths, months, lambda f: f.assign(viewing_hours=f["viewing_hours"] * 100))
+
+    extreme = _failed_checks(wh).query("check == 'extreme_psi'")
+    assert list(extreme["severity"]) == ["warning"]
+    assert "viewing_hours (PSI" in extreme.iloc[0]["detail"]
+    assert not cell.success
+    held = _latest_release_entry(wh)
+    assert held["status"] == "held_back"
+    sound = wh.query(f"select * from {Table.SCORE_CHECK_RESULTS} where \"check\" = 'features_sound'").iloc[0]
+    assert not sound["passed"] and sound["value"] >= sound["threshold"] == 3.0
+    assert sound["reference"] == f"Data Checker 1 verdict of snapshot {NEXT_MONTH} (warn)"
+    named = (
+        f"features_sound: viewing_hours (PSI {sound['value']:.2f}) shifted extremely in snapshot {NEXT_MONTH}"
+    )
+    assert named in str(held["reason"])
+    assert release_state(paths) == served, "the release in force stays"
+
+
+def test_a_feature_x100_the_champion_does_not_read_is_released_with_the_warning_recorded(
+    released, months, tmp_path
+):
+    """A survey score re-scaled x100 (blanks filled) in a column the champion does not read: a warning
+    in the snapshot's verdict, the scoring report and Data Checker 2; the cell is released."""
+    paths = copy_factory(released, tmp_path / "data")
+    features = paths.warehouses().union().query(f"select features from {Table.MODELS}")["features"]
+    assert all("satisfaction_score" not in f for f in features), "the case needs a column no champion reads"
+
+    def rescaled(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(satisfaction_score=frame["satisfaction_score"].fillna(5) * 100)
+
+    cell, wh = _extreme_month(paths, months, rescaled)
+
+    assert cell.success
+    assert _latest_release_entry(wh)["status"] == "released"
+    verdict = wh.query(
+        f"select verdict, reasons from {Table.CAR_VERDICTS} where snapshot_date = ?", [NEXT_MONTH]
+    )
+    assert list(verdict["verdict"]) == ["warn"]
+    assert "extreme_psi (warning): extreme shift" in verdict.iloc[0]["reasons"]
+    scored = cell.asset_materializations_for_node("scores")[0].metadata
+    assert scored["snapshot_verdict"].value == "warn"
+    assert "satisfaction_score (PSI" in scored["snapshot_verdict_reasons"].value
+    sound = wh.query(f"select * from {Table.SCORE_CHECK_RESULTS} where \"check\" = 'features_sound'").iloc[0]
+    assert sound["passed"]
+    assert (
+        "satisfaction_score (PSI" in sound["detail"]
+        and "reads none of them: a warning only" in sound["detail"]
+    )
+
+
 def test_half_written_file_is_ignored_until_complete(released, months, tmp_path):
     paths = copy_factory(released, tmp_path / "data")
     before = _durable(paths)
     part = _kind("half_written")(paths.landing, months)
     with new_instance() as instance:
         assert run_ingest(paths, instance).success
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     assert part.name.endswith(".part")
     assert _car_rows(paths, NEXT_MONTH) == []
     assert _failed_checks(wh).empty
@@ -375,7 +448,7 @@ def test_disk_full_while_publishing_fails_the_cell_naming_the_file_and_keeps_the
         cell = run_cell(paths, instance)
         monkeypatch.undo()
 
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     outcome = cell_status.latest(wh, MARKET, MODEL, "released_scores")
     assert not cell.success
     assert outcome.status == "failed", outcome
@@ -538,7 +611,7 @@ def test_spec_impossible_on_the_car_fails_the_cell_and_keeps_the_release(
     before = _durable(spec_copy)
     with new_instance() as instance:
         result = run_cell(spec_copy, instance)
-    wh = Warehouse(spec_copy.warehouse)
+    wh = spec_copy.warehouses().union()
     outcome = cell_status.latest(wh, MARKET, MODEL, "training_frame")
     assert not result.success
     assert outcome.status == "failed", outcome
@@ -548,14 +621,14 @@ def test_spec_impossible_on_the_car_fails_the_cell_and_keeps_the_release(
 
 
 def test_corpus_size():
-    """The corpus: 54 faulty inputs here, 15 more at the core (tests/core/car/test_admit.py) and one in
-    tests/core/model/test_drift.py (no feature with values on both sides of the drift report): 70.
+    """The corpus: 55 faulty inputs here, 15 more at the core (tests/core/car/test_admit.py) and one in
+    tests/core/model/test_drift.py (no feature with values on both sides of the drift report): 71.
 
-    Here: the CAR faults, 4 CAR-side tests (an all-null feature, a half-written file, a full disk while
-    publishing, an invalid market registered by hand), the invalid and unreadable specs, and the specs
-    impossible on the CAR.
+    Here: the CAR faults, 6 CAR-side tests (an all-null feature, a feature x100 that the champion
+    reads and one it does not, a half-written file, a full disk while publishing, an invalid market
+    registered by hand), the invalid and unreadable specs, and the specs impossible on the CAR.
     """
-    here = len(CAR_FAULTS) + 4 + len(SPEC_FAULTS) + 3 + len(DATA_SPEC_FAULTS)
+    here = len(CAR_FAULTS) + 6 + len(SPEC_FAULTS) + 3 + len(DATA_SPEC_FAULTS)
     core_cases = 15 + 1
-    assert here == 54, here
-    assert here + core_cases >= 70, here + core_cases
+    assert here == 55, here
+    assert here + core_cases >= 71, here + core_cases

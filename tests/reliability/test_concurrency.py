@@ -1,12 +1,12 @@
-"""Concurrency: two markets run at once in two processes on one warehouse while the API is under load.
+"""Concurrency: two markets run at once in two processes on one deployment while the API is under load.
 
 Two child processes (`support/reliability.py run`) ingest and run the `churn` cell of two markets
-(`rb`, `rc`) at the same time against the same DuckDB file, models folder and releases folder; DuckDB
-allows one writer per file, so every write goes through the warehouse's short connections and
-lock retries. Meanwhile a bounded request loop reads the API over the same releases folder. Both
-runs must succeed with no lock error in their logs, the API must never answer 5xx, and both releases
-must be correct: `rb`'s equal to a clean run of `rb` alone, `rc`'s complete and consistent with its
-own scores and lineage.
+(`rb`, `rc`) at the same time against the same warehouse folder, models folder and releases folder.
+Each market has its own DuckDB file, so neither run may wait for the other's lock: the logs must
+hold no lock wait at all, not only no lock error. Meanwhile a bounded request loop reads the API
+over the same releases folder. Both runs must succeed, the API must never answer 5xx, and both
+releases must be correct: `rb`'s equal to a clean run of `rb` alone, `rc`'s complete and consistent
+with its own scores and lineage.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from support.reliability import MARKET, MODEL, cached_clean_build, comparable_re
 from factory_assets.core.model import registry
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.release.store import ReleaseStore
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import LOCK_WAIT
 from factory_assets.demo.car import write_landing
 from serving.api import create_app
 
@@ -97,6 +97,8 @@ def test_both_runs_succeed_without_lock_errors(concurrent):
         log = concurrent["logs"][market]
         assert code == 0, f"market {market} failed (rc {code}):\n{log[-3000:]}"
         assert "WarehouseLockedError" not in log and "Could not set lock" not in log, market
+        waits = [line for line in log.splitlines() if LOCK_WAIT in line]
+        assert waits == [], f"market {market} waited for a warehouse lock {len(waits)} times: {waits[:3]}"
         assert "STEP_FAILURE" not in log, f"market {market} had a failing step"
 
 
@@ -120,7 +122,7 @@ def test_the_first_market_releases_what_it_releases_alone(concurrent):
 
 def test_the_second_market_release_is_complete_and_carries_its_lineage(concurrent):
     paths = concurrent["paths"]
-    store, wh = ReleaseStore(paths.releases), Warehouse(paths.warehouse)
+    store, wh = ReleaseStore(paths.releases), paths.warehouses().union()
     manifest = store.read_manifest(OTHER, MODEL)
     assert manifest is not None, "rc was not released"
     frame = store.load_release(manifest)  # verified against the manifest's sha256

@@ -34,7 +34,6 @@ from support.reliability import (
 from factory_assets.core.names import Table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.release.store import ReleaseStore
-from factory_assets.core.warehouse import Warehouse
 from factory_assets.demo.car import write_landing
 
 HELPER = Path(__file__).parents[1] / "support" / "reliability.py"
@@ -103,7 +102,7 @@ def kill_at(paths: FactoryPaths, hook: str) -> None:
 
 
 def _state_after_kill(paths: FactoryPaths) -> dict[str, object]:
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     count = lambda table, where="true": (  # noqa: E731
         int(wh.query(f"select count(*) from {table} where {where}").iloc[0, 0])
         if wh.table_exists(table)

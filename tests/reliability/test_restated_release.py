@@ -14,7 +14,6 @@ from support.reliability import (
 
 from factory_assets.core.names import Table
 from factory_assets.core.release.store import ReleaseStore
-from factory_assets.core.warehouse import Warehouse
 
 
 def restate_latest_month(paths, share: float = 0.02) -> None:
@@ -34,7 +33,7 @@ def test_a_restated_latest_month_is_re_released_with_the_reason_recorded(tmp_pat
         assert run_ingest(paths, instance).success
         result = run_cell(paths, instance)
     assert result.success
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().union()
     verdict = warehouse.query(
         f"select restatement, admitted from {Table.CAR_VERDICTS} where market = ? and snapshot_date = ? "
         "order by _written_at desc limit 1",

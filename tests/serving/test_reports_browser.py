@@ -26,7 +26,6 @@ from factory_assets.core.model.store import ModelStore
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.status.grid import build_status
 from factory_assets.core.status.reports import write_reports
-from factory_assets.core.warehouse import Warehouse
 from factory_assets.specs_registry import SPECS
 from serving.api import create_app
 
@@ -36,11 +35,11 @@ CARD_CHARTS = ["gains", "lift", "calibration", "score_distribution", "importance
 
 @pytest.fixture(scope="module")
 def factory(tmp_path_factory):
-    built = cached_clean_build(tmp_path_factory.getbasetemp().parent / "shared")
+    built = cached_clean_build(tmp_path_factory.getbasetemp())
     paths = copy_factory(built, tmp_path_factory.mktemp("reports_browser") / "data")
     with new_instance() as instance:  # a second run: drift is measured against the champion, with a report
         assert run_cell(paths, instance).success
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().union()
     grid = build_status(warehouse, [MARKET], [MODEL], utc_now(), {MODEL: 62})
     written = write_reports(
         warehouse,

@@ -62,9 +62,9 @@ def test_single_cell_failure_fails_the_run_with_the_cause(instance, resources, w
         dg.materialize([toy_stage], instance=instance, resources=resources, partition_key=key)
 
 
-def test_market_gate_skips_every_cell(instance, resources, warehouse):
+def test_market_gate_skips_every_cell(instance, resources, warehouses):
     instance.add_dynamic_partitions("markets", ["de"])
-    gate(warehouse, "de", "failed")
+    gate(warehouses.market("de"), "de", "failed")
     with pytest.raises(Exception, match="upstream stage 'data_checker_1' is failed"):
         dg.materialize([toy_stage], instance=instance, resources=resources, tags=row_tags("de"))
 
@@ -81,16 +81,17 @@ def test_decode_cell_round_trip():
     check_specs=[cells_ok_spec("released_stage", "released_stage")],
 )
 def released_stage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    wh = warehouse.get()
+    warehouses = warehouse.get()
 
     def work(cell: Cell) -> dict[str, object]:
+        wh = warehouses.market(cell.market)
         rows = int(wh.query("select count(*) as n from ops.cell_status")["n"].iloc[0])
         if cell.model == BROKEN:
             with wh.released():  # fails where the stage's connection is closed: the next cell needs one
                 raise ValueError(f"fit failed in {cell}")
         return {"rows": rows}
 
-    return run_cells(context, wh, "released_stage", ["data_checker_1"], work)
+    return run_cells(context, warehouses, "released_stage", ["data_checker_1"], work)
 
 
 def test_a_stage_shares_one_connection_across_its_cells_and_survives_a_failure(

@@ -70,7 +70,7 @@ def factory_row(tmp_path_factory):
     files = sorted(write_landing(config, staging))
     resources = build_resources(paths.data_dir)
     resources["landing"] = LandingResource(landing_dir=str(paths.landing), settle_seconds=0)
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().union()
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("markets", [MARKET])
         land(files[:FIRST_MONTHS], staging, paths.landing)

@@ -204,7 +204,7 @@ def test_snapshot_in_the_future_is_rejected(paths, warehouse, resources, instanc
     assert warehouse.query("select max(snapshot_date) from car.uk").iloc[0, 0].date() == MONTHS[-1]
 
 
-def test_only_the_market_with_the_bad_file_fails(paths, warehouse, resources, instance):
+def test_only_the_market_with_the_bad_file_fails(paths, warehouses, resources, instance):
     land_good_market(paths.landing, "uk")
     land_good_market(paths.landing, "de")
     land(paths.landing, "uk", month_ends(MONTHS[-1], 2)[1], b"")
@@ -213,6 +213,8 @@ def test_only_the_market_with_the_bad_file_fails(paths, warehouse, resources, in
 
     assert not bad.success
     assert good.success
+    warehouse = warehouses.union()
+    assert warehouses.markets() == ["de", "uk"], "each market writes its own warehouse file"
     assert cell_status.latest(warehouse, "de", MARKET_WIDE, "data_checker_1").status == "ok"
     assert cell_status.latest(warehouse, "uk", MARKET_WIDE, "data_checker_1").status == "failed"
     assert len(car_rows(warehouse, "uk")) == len(car_rows(warehouse, "de")) == 3 * CUSTOMERS

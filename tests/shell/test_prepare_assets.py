@@ -13,13 +13,14 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 import pytest
+from support.prep_frames import cell_rows
 
 from factory_assets import ingest, prepare
 from factory_assets.core import cell_status
 from factory_assets.core.cell_status import MARKET_WIDE, StageOutcome
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.prep.checks import SampleFacts
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import MarketWarehouses, Warehouse
 from factory_assets.demo.car import DemoConfig, generate_market
 from factory_assets.partitions import Cell, market_row_range, models_partitions
 from resources import build_resources
@@ -52,8 +53,7 @@ def materialize(instance: dg.DagsterInstance, resources: dict, tags: dict[str, s
 def row_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dg.ExecuteInJobResult, Warehouse]]:
     """One range run over the whole `uk` row (the expensive part, shared by the tests that read it)."""
     data_dir = tmp_path_factory.mktemp("prepare") / "data"
-    warehouse = FactoryPaths(data_dir).warehouse
-    wh = Warehouse(warehouse)
+    wh = FactoryPaths(data_dir).warehouses().market("uk")
     load_demo_market(wh, "uk", 4000)
     cell_status.record(wh, StageOutcome("uk", MARKET_WIDE, "data_checker_1", "ok"), "test")
     keys = market_row_range("uk")
@@ -83,8 +83,8 @@ def test_one_range_run_prepares_the_row_and_isolates_the_broken_cell(
     assert "uk/addon_kids: too few positives per split" in samples[BROKEN][1]
     assert {m: samples[m][0] for m in GOOD} == dict.fromkeys(GOOD, "ok")
     for model in GOOD:
-        assert warehouse.table_exists(f"prep.samples__uk__{model}")
-    assert not warehouse.table_exists(f"prep.samples__uk__{BROKEN}")
+        assert cell_rows(warehouse, "prep.samples", "uk", model) > 0
+    assert cell_rows(warehouse, "prep.samples", "uk", BROKEN) == 0
 
 
 def test_materialisations_and_checks_report_the_cells(
@@ -129,8 +129,9 @@ def test_decisions_catch_the_demo_dirt(row_run: tuple[dg.ExecuteInJobResult, War
 
 
 def test_a_market_without_its_gate_is_skipped(
-    warehouse: Warehouse, resources: dict, instance: dg.DagsterInstance
+    warehouses: MarketWarehouses, resources: dict, instance: dg.DagsterInstance
 ) -> None:
+    warehouse = warehouses.market("fr")
     instance.add_dynamic_partitions("markets", ["fr"])
     cell_status.record(
         warehouse, StageOutcome("fr", MARKET_WIDE, "data_checker_1", "failed", "contract"), "t"

@@ -2,7 +2,7 @@
 
 The upstream `scores` asset is stood in for by a small asset with the same key that writes the
 test's scores into `scores.scores` and records the stage as ok, as the real one does; the
-eligible population (`prep.tf__<market>__<model>`) and the champion's registry row are written
+eligible population (the cell's rows of `prep.frames`) and the champion's registry row are written
 by the test.
 """
 
@@ -75,7 +75,7 @@ def stand_in_scores(frames: dict[str, pd.DataFrame]) -> dg.AssetsDefinition:
 
     @dg.asset(name="scores", partitions_def=cell_partitions, backfill_policy=dg.BackfillPolicy.single_run())
     def _scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
-        wh = warehouse.get()
+        wh = warehouse.market(MARKET)
         for cell in cells_of(context):
             partition = {"market": cell.market, "model": cell.model}
             wh.replace_partition("scores.scores", frames[cell.model], partition, context.run_id)
@@ -92,9 +92,7 @@ def prepare_upstream(warehouse: Warehouse, models: list[str]) -> None:
         population = pd.DataFrame(
             {"customer_id": [f"c{i:04d}" for i in range(N)], "snapshot_date": SNAPSHOT, "target": None}
         ).astype({"target": "Int64"})
-        warehouse.replace_partition(
-            f"prep.tf__{MARKET}__{model}", population, {"snapshot_date": SNAPSHOT}, "t"
-        )
+        warehouse.replace_partition("prep.frames", population, {"market": MARKET, "model": model}, "t")
         metrics = json.dumps({"auc": 0.81, "test_base_rate": BASE_RATE})
         row = pd.DataFrame(
             [
@@ -169,6 +167,7 @@ def test_first_release_publishes_and_a_rerun_of_the_same_scores_is_idempotent(
         "dc2_mean_near_expected",
         "dc2_ranks_stable",
         "dc2_snapshot_current",
+        "dc2_features_sound",
     }
     assert all(e.passed for e in evaluations)
     published = store.load_release(manifest).set_index("customer_id")
@@ -287,7 +286,7 @@ def test_the_checks_skip_cells_whose_scores_stage_did_not_succeed(instance_with_
 
     @dg.asset(name="scores", partitions_def=cell_partitions, backfill_policy=dg.BackfillPolicy.single_run())
     def failing_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
-        wh = warehouse.get()
+        wh = warehouse.market(MARKET)
         wh.replace_partition("scores.scores", frames["churn"], {"market": MARKET, "model": "churn"}, "t")
         cell_status.record(wh, StageOutcome(MARKET, "churn", "scores", "failed", "boom"), context.run_id)
 
@@ -334,7 +333,8 @@ def test_the_gate_reads_the_population_size_the_scores_record_else_the_training_
     scores = make_scores("churn").iloc[:150]
     warehouse.replace_partition("scores.scores", scores, {"market": MARKET, "model": "churn"}, "t")
     facts = load_gate_facts(warehouse, MARKET, "churn")
-    assert (facts.expected_rows, facts.expected_rows_source) == (N, f"prep.tf__{MARKET}__churn at {SNAPSHOT}")
+    source = f"prep.frames[market={MARKET}, model=churn] at {SNAPSHOT}"
+    assert (facts.expected_rows, facts.expected_rows_source) == (N, source)
     assert facts.expected_rate == BASE_RATE
     assert facts.expected_rate_source.startswith("test_base_rate of churn-v1 (no realised rate")
     realised = {"market": MARKET, "model": "churn", "model_version": "churn-v1", "n": 180, "positives": 27}

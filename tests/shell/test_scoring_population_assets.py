@@ -22,7 +22,6 @@ from factory_assets import factory, ingest, prepare, release
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.release.store import ReleaseStore
 from factory_assets.core.specs import ModelSpec
-from factory_assets.core.warehouse import Warehouse
 from factory_assets.specs_registry import SPECS
 from resources import build_resources
 from resources.landing import LandingResource
@@ -81,7 +80,7 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
         materialize(prepare.ASSETS, instance, resources, tags=ROW)
         materialize([*factory.ASSETS, *factory.CHECKS], instance, resources, tags=ROW)
         materialize([release.released_scores], instance, resources, tags=ROW)
-        yield {"frames": frames, "paths": paths, "warehouse": Warehouse(paths.warehouse)}
+        yield {"frames": frames, "paths": paths, "warehouse": paths.warehouses().union()}
 
 
 @pytest.mark.parametrize("model", [LABELLED, MOVEMENT])
@@ -111,8 +110,9 @@ def test_the_release_record_and_the_training_use_what_they_should(released, mode
     assert record["status"] == "released"
     assert pd.Timestamp(record["snapshot_date"]).date() == MONTHS[-1]
     sampled = warehouse.query(
-        f"select count(*) as n, count(target) as known, max(snapshot_date) as last "
-        f"from prep.samples__{MARKET}__{model}"
+        "select count(*) as n, count(target) as known, max(snapshot_date) as last "
+        "from prep.samples where market = ? and model = ?",
+        [MARKET, model],
     ).iloc[0]
     assert sampled["n"] == sampled["known"] > 0, "samples hold only known outcomes"
     assert pd.Timestamp(sampled["last"]).date() < MONTHS[-1], "the unlabelled snapshot is never trained on"

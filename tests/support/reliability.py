@@ -19,6 +19,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import shutil
 import sys
 import time
@@ -98,7 +99,7 @@ def build_released_market(data_dir: Path, market: str = MARKET) -> FactoryPaths:
         assert run_ingest(paths, instance, market).success, f"ingest of {market} failed"
         result = run_cell(paths, instance, market)
     if not result.success:
-        status = Warehouse(paths.warehouse).query("select stage, status, message from ops.cell_status")
+        status = paths.warehouses().union().query("select stage, status, message from ops.cell_status")
         raise AssertionError(f"the clean build of {market}/{MODEL} failed:\n{status.to_string()}")
     return paths
 
@@ -165,7 +166,7 @@ def table_rows(
 
 def outcome_state(paths: FactoryPaths, market: str = MARKET) -> dict[str, object]:
     """The durable outcome of a run, without times, run ids and random ids: what must equal a clean run."""
-    wh = Warehouse(paths.warehouse)
+    wh = paths.warehouses().union()
     car_columns = "* exclude (_run_id, _written_at, _source_file)"  # the source path names the directory
     return {
         "car": table_rows(wh, f"car.{market}", car_columns, "snapshot_date, customer_id"),
@@ -271,6 +272,8 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--hook")
     parser.add_argument("--marker", type=Path)
     args = parser.parse_args(argv)
+    # lock waits are logged at INFO: the concurrency test counts them in this process's output
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.hook:
         install_hook(args.hook, args.marker)
     paths = FactoryPaths(args.data_dir)

@@ -51,14 +51,14 @@ from factory_assets.core.car.ingest import (
     read_ledger,
 )
 from factory_assets.core.car.inputs import Rejection, SnapshotInput
-from factory_assets.core.car.profile import query_if_exists
 from factory_assets.core.car.source import CarReadError
 from factory_assets.core.car.staging import StagedSnapshot
 from factory_assets.core.car.storable import check_storable
+from factory_assets.core.car.verdicts import EXTREME_COLUMN, ExtremeShift, admitted_verdict
 from factory_assets.core.cell_status import StageOutcome
 from factory_assets.core.contract import CarContract, ContractError
 from factory_assets.core.names import Table, car_table
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import Warehouse, column_types
 
 Verdict = Literal["pass", "warn", "block"]
 
@@ -88,6 +88,8 @@ class SnapshotVerdict:
     restatement: str = ""
     """'' (a new month), 'close' (re-delivered, close to the replaced version), 'accepted' or 'blocked'."""
     rows: int = 0
+    extreme: ExtremeShift = field(default_factory=ExtremeShift)
+    """Feature columns whose PSI reached `block_psi`: the release gate blocks the cells that read them."""
 
     def frame(self, contract_rules: str) -> pd.DataFrame:
         """The row of `ops.car_snapshot_verdicts`."""
@@ -102,8 +104,9 @@ class SnapshotVerdict:
             "admitted": self.admitted,
             "restatement": self.restatement,
             "rows": self.rows,
+            EXTREME_COLUMN: self.extreme.as_json(),
         }
-        frame = pd.DataFrame([row])
+        frame = pd.DataFrame([row]).astype({EXTREME_COLUMN: "string"})
         frame["snapshot_date"] = frame["snapshot_date"].astype(pd.ArrowDtype(pyarrow.date32()))
         return frame
 
@@ -136,6 +139,17 @@ def restatement_kind(results: list[CheckResult]) -> str:
     if not result.detail.get("problems"):
         return "close"
     return "accepted" if result.passed else "blocked"
+
+
+def extreme_shift(results: list[CheckResult]) -> ExtremeShift:
+    """The extreme shifts `extreme_psi` found (none when it passed or was turned off)."""
+    result = next((r for r in results if r.check == "extreme_psi"), None)
+    if result is None or result.passed or result.severity == "off":
+        return ExtremeShift()
+    found = result.detail.get("extreme") or {}
+    columns = {str(c): float(v) for c, v in dict(found).items()}  # type: ignore[call-overload]
+    previous = result.detail.get("previous")
+    return ExtremeShift(columns, result.threshold, None if previous is None else str(previous))
 
 
 def stage_snapshot(
@@ -202,7 +216,18 @@ def record_verdict(
     if verdict.admitted and staged is not None:
         align_columns(warehouse, car_table(verdict.market), staged.frame)
         writes.insert(0, (car_table(verdict.market), staged.frame, {"snapshot_date": day}))
+    _add_extreme_column(warehouse)
     warehouse.replace_partitions(writes, run_id)
+
+
+def _add_extreme_column(warehouse: Warehouse) -> None:
+    """Give a verdict table written before per-cell extreme shifts their column (its rows read as none)."""
+
+    def alter(con: duckdb.DuckDBPyConnection) -> None:
+        if column_types(con, Table.CAR_VERDICTS):
+            con.execute(f"alter table {Table.CAR_VERDICTS} add column if not exists {EXTREME_COLUMN} varchar")
+
+    warehouse.execute(alter)
 
 
 def _admit_one(
@@ -224,7 +249,7 @@ def _admit_one(
     kind, reasons = verdict_of(results)
     verdict = SnapshotVerdict(
         item.market, item.snapshot_date, item.source, content, kind, reasons, kind != "block",
-        restatement_kind(results), len(staged.frame),
+        restatement_kind(results), len(staged.frame), extreme_shift(results),
     )  # fmt: skip
     try:
         record_verdict(warehouse, verdict, rules, run_id, staged)
@@ -321,25 +346,13 @@ def _with_restatements(gate: StageOutcome, verdicts: list[SnapshotVerdict]) -> S
     return replace(gate, message=f"{gate.message}; accepted restatement(s) of {', '.join(accepted)}")
 
 
-def _admitted(warehouse: Warehouse, market: str, day: dt.date, column: str) -> object | None:
-    """`column` of the verdict of the admitted version of `day` (None if none is recorded)."""
-    rows = query_if_exists(
-        warehouse,
-        Table.CAR_VERDICTS,
-        f"select {column} from {Table.CAR_VERDICTS} where market = ? and snapshot_date = ? and admitted "
-        "order by _written_at desc limit 1",
-        [market, day],
-    )
-    return None if rows is None or rows.empty else rows.iloc[0, 0]
-
-
 def snapshot_restatement(warehouse: Warehouse, market: str, day: dt.date) -> str:
     """How the admitted version of `day` arrived: '' (first delivery), 'close' or 'accepted'."""
-    value = _admitted(warehouse, market, day, "restatement")
-    return "" if value is None else str(value)
+    found = admitted_verdict(warehouse, market, day)
+    return "" if found is None else found.restatement
 
 
 def snapshot_verdict(warehouse: Warehouse, market: str, day: dt.date) -> str:
     """The verdict of the snapshot of `day` held in `car.<market>` ('unrecorded' if it predates verdicts)."""
-    value = _admitted(warehouse, market, day, "verdict")
-    return "unrecorded" if value is None else str(value)
+    found = admitted_verdict(warehouse, market, day)
+    return "unrecorded" if found is None else found.verdict

@@ -102,20 +102,27 @@ def run_checks(
 
 
 def check_extreme_psi(psi: CheckResult, data: MarketData, t: CarCheckThresholds) -> CheckResult:
-    """Blocking: no feature column's PSI vs the previous snapshot reaches `block_psi` (labels are exempt).
+    """Warning: no feature column's PSI vs the previous snapshot reaches `block_psi` (labels are exempt).
 
-    A column null throughout the latest snapshot is left to the null-rate and PSI warnings.
+    An extreme column is recorded with its PSI in the snapshot's verdict (`detail["extreme"]`), and
+    Data Checker 2 (`features_sound`) holds back the release of each cell whose champion reads it;
+    cells whose champion does not read it go on. A column null throughout the latest snapshot is left
+    to the null-rate and PSI warnings.
     """
     values = dict(psi.detail.get("psi", {}))  # type: ignore[call-overload]
     emptied = {c for c in values if data.pair and data.pair_counts.loc[f"n:{c}", data.pair[1]] == 0}
     extreme = {c: v for c, v in values.items() if v >= t.block_psi and c not in emptied}
     worst = max(values.values(), default=0.0)
+    previous = str(data.pair[0]) if data.pair else None
     summary = (
-        "extreme shift: " + ", ".join(f"{c} (PSI {v:.2f})" for c, v in extreme.items())
+        f"extreme shift vs {previous} (PSI >= {t.block_psi}): "
+        + ", ".join(f"{c} (PSI {v:.2f})" for c, v in extreme.items())
+        + "; holds back the cells whose champion reads them"
         if extreme
         else f"no column's PSI reaches {t.block_psi}"
     )
-    return CheckResult("extreme_psi", not extreme, summary, worst, t.block_psi, {"extreme": extreme})
+    detail = {"extreme": extreme, "previous": previous, "block_psi": t.block_psi}
+    return CheckResult("extreme_psi", not extreme, summary, worst, t.block_psi, detail)
 
 
 def check_runs() -> CheckResult:

@@ -10,7 +10,12 @@ import pandas as pd
 from factory_assets.core.model import metrics, registry
 from factory_assets.core.model.families import Candidate, FamilyChoice, choose_family
 from factory_assets.core.model.store import ModelStore
-from factory_assets.core.model.training import population_reference, predict_sample_scale, split_frame
+from factory_assets.core.model.training import (
+    TrainedModel,
+    population_reference,
+    predict_sample_scale,
+    split_frame,
+)
 from factory_assets.core.model.triggers import ChampionFacts, TriggerResult, evaluate_triggers, explain, fired
 from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
@@ -39,27 +44,53 @@ def _triggers(
     return record.version, evaluate_triggers(facts, drift_share, realised, labelled, ctx.now, spec.retrain)
 
 
-def _test_metrics(candidate: Candidate, test: pd.DataFrame, beta: float, bins: int) -> dict[str, Any]:
-    trained = candidate.trained
+def _test_metrics(
+    trained: TrainedModel, candidate: Candidate, test: pd.DataFrame, beta: float, bins: int
+) -> dict[str, Any]:
     scores = predict_sample_scale(trained.model, test, trained.features, trained.categorical)
     return metrics.evaluate(test["target"].to_numpy(dtype=int), scores, beta, candidate.calibrator, bins)
 
 
-def family_selection(choice: FamilyChoice, tests: list[dict[str, Any]]) -> dict[str, Any]:
-    """The record of the family choice: every family's metrics, the winner and why it won."""
-    families = [
-        {
+def family_test_metrics(
+    choice: FamilyChoice, test: pd.DataFrame, beta: float, bins: int
+) -> list[dict[str, Any]]:
+    """Every family's out-of-time test metrics: the winner's from the stored (refitted) model."""
+    return [
+        _test_metrics(choice.final if c is choice.winner else c.trained, c, test, beta, bins)
+        for c in choice.candidates
+    ]
+
+
+def _without_table(test: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in test.items() if k != "calibration"}
+
+
+def family_selection(
+    choice: FamilyChoice, tests: list[dict[str, Any]], first_fit_test: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The record of the family choice: every family's metrics, the winner and why it won.
+
+    The winner's `test` is its stored model's; when that is a refit, `test_first_fit` keeps its
+    first fit's (train split only), so the refit's effect is on record.
+    """
+    families = []
+    for c, test in zip(choice.candidates, tests, strict=True):
+        entry = {
             "family": c.trained.family,
             "selected": c is choice.winner,
             "validation": c.validation,
-            "test": {k: v for k, v in test.items() if k != "calibration"},
+            "test": _without_table(test),
             "calibration": c.calibrator.method,
             "params": c.trained.params,
             "best_iteration": c.trained.best_iteration,
             "fit_seconds": round(c.fit_seconds, 3),
+            "refit": c is choice.winner and choice.refitted,
         }
-        for c, test in zip(choice.candidates, tests, strict=True)
-    ]
+        if entry["refit"]:
+            entry["refit_seconds"] = round(choice.refit_seconds, 3)
+            if first_fit_test is not None:
+                entry["test_first_fit"] = _without_table(first_fit_test)
+        families.append(entry)
     return {"winner": choice.winner.trained.family, "reason": choice.reason, "families": families}
 
 
@@ -78,10 +109,13 @@ def _train(
         choice = choose_family(samples, spec.model, cell)
     test = split_frame(samples, "test")
     bins = spec.model.calibration.bins
-    tests = [_test_metrics(c, test, samples.beta, bins) for c in choice.candidates]
+    tests = family_test_metrics(choice, test, samples.beta, bins)
     test_metrics = tests[choice.candidates.index(choice.winner)]
-    selection = family_selection(choice, tests)
-    trained = choice.winner.trained
+    first_fit = None
+    if choice.refitted:
+        first_fit = _test_metrics(choice.winner.trained, choice.winner, test, samples.beta, bins)
+    selection = family_selection(choice, tests, first_fit)
+    trained = choice.final
     version = ModelStore(ctx.models_dir).save(trained.model)
     with ctx.warehouse.session():
         population = prepared.load_population(ctx.warehouse, market, model, trained.features)
@@ -197,6 +231,7 @@ def families_table(selection: dict[str, Any]) -> pd.DataFrame:
                 "test_ece": round(float(f["test"]["ece"]), 4),
                 "calibration": f["calibration"],
                 "fit_seconds": f["fit_seconds"],
+                "refit": bool(f.get("refit", False)),
             }
             for f in selection["families"]
         ]

@@ -23,7 +23,7 @@ from factory_assets.core.model import registry
 from factory_assets.core.model.registry import ModelRecord
 from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import predict_sample_scale
-from factory_assets.core.names import Table, frame_table
+from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
 from factory_assets.core.stage import StageContext
 from factory_assets.core.warehouse import Warehouse
@@ -46,11 +46,7 @@ class ScoreReference:
 def reference_snapshot(ctx: StageContext, market: str, model: str) -> dt.date:
     """The training frame's snapshot just before the scoring snapshot (that one if none is earlier)."""
     latest = prepared.latest_snapshot(ctx.warehouse, market, model)
-    table = frame_table(market, model)
-    value = ctx.warehouse.query(
-        f"select max(snapshot_date) as d from {table} where snapshot_date < ?", [latest]
-    ).iloc[0]["d"]
-    return latest if pd.isna(value) else pd.Timestamp(value).date()
+    return prepared.previous_snapshot(ctx.warehouse, market, model, latest) or latest
 
 
 def record_score_reference(

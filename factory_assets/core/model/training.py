@@ -1,7 +1,9 @@
 """Challenger fits per family: CatBoost and a regularised logistic regression.
 
 CatBoost stops early on the validation split and predicts from a `Pool`; the logistic family
-(`core.model.logistic`) chooses C by seeded cross-validation on the train split.
+(`core.model.logistic`) chooses C by seeded cross-validation on the train split. A refit
+(`refit_family`) then fits the same family again on train + validation with what the first fit
+found: CatBoost's iteration count, the logistic C.
 
 Categorical features go to CatBoost as `category` columns of strings, missing values as
 `MISSING_CATEGORY`; numeric features as float64 with NaN. Fits are seeded and use a fixed thread
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
 
-from factory_assets.core.model.logistic import as_object_categories, fit_logistic_pipeline
+from factory_assets.core.model.logistic import as_object_categories, fit_logistic_pipeline, fit_with_c
 from factory_assets.core.specs import Family, ModelParams
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 MISSING_CATEGORY = "__missing__"
 SPLITS = ("train", "validation", "test")
+POOL_SPLITS = ("train", "validation")
+"""The rows a refit learns from: everything but the out-of-time test."""
 REFERENCE_ROWS = 20_000
 """Rows of the drift reference sample stored with each model (seeded, from the train split)."""
 
@@ -164,6 +168,44 @@ FITTERS = {"catboost": fit_challenger, "logistic": fit_logistic}
 def fit_family(samples: ModelSamples, family: Family, params: ModelParams, cell: str) -> TrainedModel:
     """Fit one family's challenger on the sample's train split."""
     return FITTERS[family](samples, params, cell)
+
+
+def pool_frame(samples: ModelSamples) -> pd.DataFrame:
+    """The train and validation rows of the sample: what a refit learns from."""
+    return samples.frame[samples.frame["split"].isin(POOL_SPLITS)]
+
+
+def refit_catboost(samples: ModelSamples, first: TrainedModel) -> TrainedModel:
+    """CatBoost on train + validation with the tree count early stopping found (no early stopping)."""
+    trees = first.best_iteration + 1
+    arguments = {**first.params, "iterations": trees, "use_best_model": False}
+    arguments.pop("early_stopping_rounds", None)
+    model = CatBoostClassifier(**arguments)
+    model.fit(make_pool(pool_frame(samples), first.features, first.categorical, with_label=True))
+    return TrainedModel(model, first.features, first.categorical, arguments, first.best_iteration, "catboost")
+
+
+def refit_logistic(samples: ModelSamples, first: TrainedModel, params: ModelParams) -> TrainedModel:
+    """The logistic pipeline on train + validation with the C the train split's CV chose."""
+    pool = pool_frame(samples)
+    weight = pool["weight"].to_numpy(dtype=float) if "weight" in pool.columns else np.ones(len(pool))
+    pipeline = fit_with_c(
+        model_frame(pool, first.features, first.categorical),
+        pool["target"].to_numpy(dtype=int),
+        weight,
+        first.features,
+        first.categorical,
+        params.logistic,
+        float(first.params["C"]),
+    )
+    return TrainedModel(pipeline, first.features, first.categorical, dict(first.params), 0, "logistic")
+
+
+def refit_family(samples: ModelSamples, first: TrainedModel, params: ModelParams) -> TrainedModel:
+    """The family of `first` fitted again on train + validation with the settings `first` found."""
+    if first.family == "catboost":
+        return refit_catboost(samples, first)
+    return refit_logistic(samples, first, params)
 
 
 def predict_sample_scale(

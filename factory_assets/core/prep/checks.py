@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from factory_assets.core.names import Table, samples_table
+from factory_assets.core.names import Table
 from factory_assets.core.prep.sql import CUSTOMER, SNAPSHOT, TARGET
 from factory_assets.core.warehouse import Warehouse
 
@@ -40,21 +40,23 @@ class SampleFacts:
 
 
 def sample_facts(warehouse: Warehouse, market: str, model: str) -> SampleFacts:
-    """Read the facts the checks need from the cell's samples table and summary row."""
-    table = samples_table(market, model)
+    """Read the facts the checks need from the cell's partition of `prep.samples` and its summary row."""
+    table, cell = Table.SAMPLES, [market, model]
 
     def read(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, int, list[tuple]]:
         per_split = (
             con.execute(
                 f"select split, count(*) as n, sum({TARGET}) as p, min({SNAPSHOT}) as a, "
-                f"max({SNAPSHOT}) as b from {table} group by split"
+                f"max({SNAPSHOT}) as b from {table} where market = ? and model = ? group by split",
+                cell,
             )
             .df()
             .set_index("split")
         )
         duplicated = con.execute(
-            f"select count(*) from (select {CUSTOMER}, {SNAPSHOT} from {table} group by all "
-            "having count(*) > 1)"
+            f"select count(*) from (select {CUSTOMER}, {SNAPSHOT} from {table} where market = ? "
+            "and model = ? group by all having count(*) > 1)",
+            cell,
         ).fetchone()[0]
         summary = con.execute(
             f"select cross_sectional from {Table.SAMPLE_SUMMARY} where market = ? and model = ?",

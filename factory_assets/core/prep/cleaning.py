@@ -13,7 +13,8 @@ a variable's first failing rule drops it and later rules are not evaluated:
    `max_categories - 1` most frequent become 'other' (decision `group`).
 6. `leakage_auc`: single-variable AUC, max(AUC, 1 - AUC), above `leakage_auc`. Numbers are ranked
    with NULL lowest (missingness can leak too); categories by their (grouped) target rate.
-Every evaluated rule is a row of `prep.variable_decisions`.
+Every evaluated rule is a row of `prep.variable_decisions`; the kept levels of a grouped column are
+recorded with the cell's frame columns (`cell_data`) and mapped when the data is read.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import numpy as np
 import pandas as pd
 
 from factory_assets.core.prep.features import Candidate
-from factory_assets.core.prep.sql import CUSTOMER, SNAPSHOT, TARGET, literal, literal_list, quote
+from factory_assets.core.prep.sql import CUSTOMER, SNAPSHOT, TARGET, literal, quote
 from factory_assets.core.specs import CleaningSpec
 
 SAMPLE_ROWS = 200_000
 """Labelled rows measured per cell (seeded hash sample); bounds time and memory at any size."""
 OTHER = "other"
-_SAMPLE = "_clean_sample"
+SAMPLE_TABLE = "_clean_sample"
+"""The temporary table `clean_variables` measures (the caller fills it; see `sample_keys_sql`)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,14 @@ def auc_by_group(n: np.ndarray, p: np.ndarray) -> float | None:
     return float(max(auc, 1 - auc))
 
 
-def _sample(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], seed: int, rows: int) -> None:
-    select = ", ".join(quote(c) for c in columns)
-    con.execute(
-        f"create or replace temp table {_SAMPLE} as select {SNAPSHOT}, {TARGET}, {select} from {table} "
-        f"where {TARGET} is not null order by hash({CUSTOMER}, {SNAPSHOT}, {int(seed)}), {CUSTOMER}, "
-        f"{SNAPSHOT} limit {int(rows)}"
+def sample_keys_sql(table: str, seed: int, rows: int) -> str:
+    """The keys and target of the measured sample: at most `rows` labelled rows of `table`.
+
+    Drawn in the order of a seeded hash of customer and snapshot, so a rerun measures the same rows.
+    """
+    return (
+        f"select {CUSTOMER}, {SNAPSHOT}, {TARGET} from {table} where {TARGET} is not null "
+        f"order by hash({CUSTOMER}, {SNAPSHOT}, {int(seed)}), {CUSTOMER}, {SNAPSHOT} limit {int(rows)}"
     )
 
 
@@ -98,7 +102,7 @@ def _numeric_stats(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataF
         f"as missing, max(n) as dominant, sum(p * (coalesce(before, 0) + (n + 1) / 2.0)) as rank_sum, "
         f"sum(p) as positives from (select v, n, p, sum(n) over (order by v asc nulls first rows between "
         f"unbounded preceding and 1 preceding) as before from (select {quote(name)} as v, count(*) as n, "
-        f"sum({TARGET}) as p from {_SAMPLE} group by 1))"
+        f"sum({TARGET}) as p from {SAMPLE_TABLE} group by 1))"
         for name in names
     ]
     return con.execute(" union all ".join(parts)).df().set_index("variable") if parts else pd.DataFrame()
@@ -119,7 +123,7 @@ def _levels(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, pd.Da
         names,
         lambda name: (
             f"select {literal(name)} as variable, cast({quote(name)} as varchar) as level, "
-            f"count(*) as n, sum({TARGET}) as p from {_SAMPLE} group by 2"
+            f"count(*) as n, sum({TARGET}) as p from {SAMPLE_TABLE} group by 2"
         ),
     )
     if frame is None:
@@ -133,7 +137,7 @@ def _id_ratios(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, fl
         names,
         lambda name: (
             f"select {literal(name)} as variable, avg(d / n) as ratio from (select {SNAPSHOT}, "
-            f"count(distinct {quote(name)}) as d, count(*) as n from {_SAMPLE} group by 1)"
+            f"count(distinct {quote(name)}) as d, count(*) as n from {SAMPLE_TABLE} group by 1)"
         ),
     )
     return {} if frame is None else {row.variable: float(row.ratio) for row in frame.itertuples()}
@@ -208,15 +212,13 @@ def _categorical(
 
 
 def clean_variables(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    candidates: list[Candidate],
-    own_column: str,
-    spec: CleaningSpec,
-    seed: int,
-    sample_rows: int = SAMPLE_ROWS,
+    con: duckdb.DuckDBPyConnection, candidates: list[Candidate], own_column: str, spec: CleaningSpec
 ) -> CleaningResult:
-    """Measure and decide every candidate of the frame `table` (which must hold labelled rows)."""
+    """Measure and decide every candidate on the labelled rows of `SAMPLE_TABLE`, then drop it.
+
+    The caller fills `SAMPLE_TABLE` with the rows of `sample_keys_sql` (snapshot_date, target) and
+    every candidate column, grouped levels not applied yet.
+    """
     own = [c for c in candidates if c.source == own_column]
     decisions = [
         Decision(
@@ -230,7 +232,6 @@ def clean_variables(
         for c in own
     ]
     rest = [c for c in candidates if c.source != own_column]
-    _sample(con, table, [c.name for c in rest], seed, sample_rows)
     numbers = [c for c in rest if c.kind != "string"]
     strings = [c for c in rest if c.kind == "string"]
     stats = _numeric_stats(con, [c.name for c in numbers])
@@ -245,13 +246,5 @@ def clean_variables(
         else:
             found = _numeric(candidate, stats.loc[candidate.name], ratios.get(candidate.name), spec)
         decisions.extend(found)
-    con.execute(f"drop table if exists {_SAMPLE}")
+    con.execute(f"drop table if exists {SAMPLE_TABLE}")
     return CleaningResult(decisions, groups)
-
-
-def apply_groups(con: duckdb.DuckDBPyConnection, table: str, groups: dict[str, list[str]]) -> None:
-    """Replace the grouped levels of each categorical column of `table` by 'other'."""
-    for column, keep in groups.items():
-        name = quote(column)
-        outside = f"and {name} not in {literal_list(keep)}" if keep else ""
-        con.execute(f"update {table} set {name} = {literal(OTHER)} where {name} is not null {outside}")

@@ -12,6 +12,8 @@ lag. For a customer at month t (months where the customer is absent simply hold 
 - `<col>__recency`: months since the value was last > 0, up to and including t (0 = now); NULL when
   it was never > 0 in the history the CAR holds.
 History uses every CAR row of the customer, also months in which the customer was not eligible.
+It is computed once per market for every spec that asks (`history.py`, `prep.history`); this module
+says what a spec asks for and how each feature is computed.
 """
 
 from __future__ import annotations
@@ -36,17 +38,76 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class HistoryFeature:
+    """One history feature: `kind` of the numeric CAR column `source` over `months` months.
+
+    Kinds: `lag`, `delta` (months = k), `mean`, `max`, `min`, `std`, `trend` (months = window),
+    `recency` (months = 0: the whole history). The name, the SQL and the window follow from these.
+    """
+
+    name: str
+    source: str
+    kind: str
+    months: int
+
+    @property
+    def window(self) -> str:
+        """The name of the SQL window it is computed over."""
+        if self.kind == "recency":
+            return "_all"
+        return f"_l{self.months}" if self.kind in ("lag", "delta") else f"_w{self.months}"
+
+    @property
+    def reach(self) -> int | None:
+        """Months before t the feature reads (None: every earlier month, recency)."""
+        if self.kind == "recency":
+            return None
+        return self.months if self.kind in ("lag", "delta") else self.months - 1
+
+    def sql(self, carried: str | None = None) -> str:
+        """The SQL over the window input (`_cid`, `_mi`, the source as DOUBLE).
+
+        `carried` (recency only) is a column holding the last month > 0 before the input starts,
+        for a computation over a suffix of the months (`core.prep.history`).
+        """
+        value, over = quote(self.source), f"over {self.window}"
+        if self.kind == "lag":
+            return f"max({value}) {over}"
+        if self.kind == "delta":
+            return f"{value} - max({value}) {over}"
+        if self.kind == "trend":
+            return f"regr_slope({value}, _mi) {over}"
+        if self.kind == "recency":
+            last = f"max(case when {value} > 0 then _mi end) {over}"
+            return f"_mi - {last}" if carried is None else f"_mi - greatest({last}, {carried})"
+        return f"{_AGGREGATES[self.kind]}({value}) {over}"
+
+
+def window_clause(features: list[HistoryFeature]) -> str:
+    """The WINDOW clause defining every window `features` use (empty when none)."""
+    frame = "partition by _cid order by _mi range between"
+    parts = {}
+    for feature in sorted(features, key=lambda f: (f.window[:2], f.months)):
+        if feature.kind == "recency":
+            parts["_all"] = f"_all as ({frame} unbounded preceding and current row)"
+        elif feature.kind in ("lag", "delta"):
+            k = feature.months
+            parts[feature.window] = f"{feature.window} as ({frame} {k} preceding and {k} preceding)"
+        else:
+            w = feature.months
+            parts[feature.window] = f"{feature.window} as ({frame} {w - 1} preceding and current row)"
+    return "window " + ", ".join(parts.values()) if parts else ""
+
+
+@dataclass(frozen=True)
 class FeaturePlan:
-    """Base columns and history features of a spec, with the SQL that computes them."""
+    """Base columns and history features of a spec."""
 
     base: list[Candidate]
     history: list[Candidate]
     unsupported: dict[str, str] = field(default_factory=dict)
-    history_inputs: list[str] = field(default_factory=list)
-    history_select: list[str] = field(default_factory=list)
-    windows: str = ""
-    outer: dict[str, str] = field(default_factory=dict)
-    """History features computed after the windows (deltas): name -> SQL on the row `t` and `h`."""
+    history_features: list[HistoryFeature] = field(default_factory=list)
+    """How each history candidate is computed (the market's history table holds them)."""
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -83,49 +144,27 @@ def base_candidates(
     return kept, unsupported
 
 
-def base_select(candidate: Candidate, columns: dict[str, str], alias: str) -> str:
-    """The frame expression of a base column: numbers as numbers, strings as VARCHAR."""
+def base_expression(candidate: Candidate, columns: dict[str, str], alias: str) -> str:
+    """The frame's value of a base column: numbers as numbers, strings as VARCHAR."""
     column = f"{alias}.{quote(candidate.name)}"
     if candidate.kind == "string":
-        expr = f"cast({column} as varchar)"
-    elif candidate.kind == "float":
-        expr = f"cast({column} as double)"
-    elif columns[candidate.name].upper() == "BOOLEAN":
-        expr = f"cast({column} as integer)"
-    else:
-        expr = column
-    return f"{expr} as {quote(candidate.name)}"
+        return f"cast({column} as varchar)"
+    if candidate.kind == "float":
+        return f"cast({column} as double)"
+    if columns[candidate.name].upper() == "BOOLEAN":
+        return f"cast({column} as integer)"
+    return column
 
 
-def _history_exprs(column: str, history: HistorySpec) -> list[tuple[str, str]]:
-    value = quote(column)
-    exprs = [(f"{column}__lag{k}", f"max({value}) over _l{k}") for k in history.lags]
+def _history_features(column: str, history: HistorySpec) -> list[HistoryFeature]:
+    found = [HistoryFeature(f"{column}__lag{k}", column, "lag", k) for k in history.lags]
     for w in history.windows:
-        exprs += [
-            (f"{column}__{a}{w}", f"{_AGGREGATES[a]}({value}) over _w{w}") for a in history.aggregations
-        ]
-    if history.deltas:  # computed outside the window query, from the lag (see `FeaturePlan.outer`)
-        exprs += [(f"{column}__delta{k}", "") for k in history.lags]
+        found += [HistoryFeature(f"{column}__{a}{w}", column, a, w) for a in history.aggregations]
+    if history.deltas:
+        found += [HistoryFeature(f"{column}__delta{k}", column, "delta", k) for k in history.lags]
     if history.trends:
-        exprs += [(f"{column}__trend{w}", f"regr_slope({value}, _mi) over _w{w}") for w in history.windows]
-    return exprs
-
-
-def _recency_expr(column: str) -> tuple[str, str]:
-    return f"{column}__recency", f"_mi - max(case when {quote(column)} > 0 then _mi end) over _all"
-
-
-def _windows(history: HistorySpec) -> str:
-    frame = "partition by _cid order by _mi range between"
-    parts = []
-    if history.columns:
-        parts += [f"_l{k} as ({frame} {k} preceding and {k} preceding)" for k in sorted(set(history.lags))]
-        parts += [
-            f"_w{w} as ({frame} {w - 1} preceding and current row)" for w in sorted(set(history.windows))
-        ]
-    if history.recency:
-        parts.append(f"_all as ({frame} unbounded preceding and current row)")
-    return "window " + ", ".join(parts) if parts else ""
+        found += [HistoryFeature(f"{column}__trend{w}", column, "trend", w) for w in history.windows]
+    return found
 
 
 def _numeric_inputs(names: list[str], columns: dict[str, str], cell: str) -> None:
@@ -143,16 +182,11 @@ def plan_features(
     inputs = list(dict.fromkeys([*history.columns, *history.recency]))
     _missing(columns, inputs, "features.history", cell)
     _numeric_inputs(inputs, columns, cell)
-    exprs = [(c, *pair) for c in dict.fromkeys(history.columns) for pair in _history_exprs(c, history)]
-    exprs += [(c, *_recency_expr(c)) for c in dict.fromkeys(history.recency)]
-    clash = sorted({name for _, name, _ in exprs} & set(columns))
+    features = [f for c in dict.fromkeys(history.columns) for f in _history_features(c, history)]
+    features += [HistoryFeature(f"{c}__recency", c, "recency", 0) for c in dict.fromkeys(history.recency)]
+    features = list({f.name: f for f in features}.values())
+    clash = sorted({f.name for f in features} & set(columns))
     if clash:
         raise PrepError(f"{cell}: history feature name(s) {clash} clash with CAR columns")
-    derived = [Candidate(name, "float", source, derived=True) for source, name, _ in exprs]
-    select = [f"{sql} as {quote(name)}" for _, name, sql in exprs if sql]
-    outer = {
-        f"{c}__delta{k}": f"cast(t.{quote(c)} as double) - h.{quote(f'{c}__lag{k}')}"
-        for c in history.columns
-        for k in (history.lags if history.deltas else [])
-    }
-    return FeaturePlan(base, derived, unsupported, inputs, select, _windows(history), outer)
+    derived = [Candidate(f.name, "float", f.source, derived=True) for f in features]
+    return FeaturePlan(base, derived, unsupported, features)

@@ -1,35 +1,48 @@
-"""The training frame of a cell: target, base and history features, cleaning decisions, in DuckDB.
+"""The training frame of a cell: its rows and target, its candidate features and their cleaning.
 
-`build_training_frame` writes `prep.tf__<market>__<model>` (every eligible customer x snapshot
-whose outcome is known or not observable yet, target NULL where it is unknown; every eligible
-customer of the CAR's latest snapshot whatever their outcome, since they are the scoring
-population: a label that is not known yet never drops a customer from scoring) and the cell's rows of
-`prep.variable_decisions`: the frame is built and cleaned in a staging table, then swapped in with
-the decisions in one transaction, so a failure leaves the previous frame and decisions.
-The frame keeps every candidate column, also the dropped ones: the decisions select the features,
-and a champion trained earlier may still need a column the current decisions drop. Grouped
-categorical levels are replaced by 'other' in the frame itself, so training and scoring read the
-same levels.
+`build_training_frame` first brings the market's history features up to date for the cell's spec
+(`history.refresh_history`: computed once per market, extended with what this spec adds). It then
+writes the cell's partition of `prep.frames` (market, model, customer_id, snapshot_date, target):
+every eligible customer x snapshot whose outcome is known or not observable yet, target NULL where
+it is unknown, and every eligible customer of the CAR's latest snapshot whatever their outcome,
+since they are the scoring population (a label that is not known yet never drops a customer from
+scoring). No feature is copied: the cell's candidates (base CAR columns and history features) are
+read joined to these keys (`cell_data`). The cleaning measures the candidates on a sample of the
+cell's labelled rows; its decisions go to `prep.variable_decisions`, and the candidates with their
+grouped levels to `prep.frame_columns`. The rows are built in a temporary table, then the cell's
+frame, decisions and columns are replaced in one transaction, so a failure leaves the previous ones.
+Every candidate is kept, also the dropped ones: the decisions select the features, and a champion
+trained earlier may still need a column the current decisions drop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import pandas as pd
 
 from factory_assets.core.clock import utc_now
-from factory_assets.core.names import Table, car_table, frame_table
+from factory_assets.core.names import Table, car_table
+from factory_assets.core.prep.cell_data import (
+    FRAMES_COLUMNS,
+    cell_select,
+    frame_columns,
+    frames_label,
+    replace_cell_rows,
+    write_frame_columns,
+)
 from factory_assets.core.prep.cleaning import (
     SAMPLE_ROWS,
+    SAMPLE_TABLE,
     CleaningResult,
     Decision,
-    apply_groups,
     clean_variables,
+    sample_keys_sql,
 )
-from factory_assets.core.prep.features import FeaturePlan, base_select, plan_features
+from factory_assets.core.prep.features import FeaturePlan, plan_features
+from factory_assets.core.prep.history import HistorySummary, refresh_history
 from factory_assets.core.prep.sql import (
     BUILD_MEMORY_LIMIT,
     CUSTOMER,
@@ -37,8 +50,7 @@ from factory_assets.core.prep.sql import (
     SNAPSHOT,
     TARGET,
     PrepError,
-    create_table,
-    quote,
+    bounded,
     table_columns,
 )
 from factory_assets.core.prep.targets import TargetPlan, check_target_data, plan_target
@@ -46,6 +58,8 @@ from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import Warehouse, transaction
 
+_ROWS = "_frame_rows"
+"""The temporary table the cell's rows are built in before they replace its partition."""
 _DECISION_COLUMNS = (
     "market varchar, model varchar, variable varchar, rule varchar, measured double, "
     "threshold double, decision varchar, reason varchar, _run_id varchar, _written_at timestamp"
@@ -70,6 +84,8 @@ class FrameSummary:
     """Eligible customers at `scoring_snapshot` (the scoring population; 0 fails scoring)."""
     candidates: int
     decisions: list[Decision] = field(default_factory=list)
+    history: HistorySummary | None = None
+    """What refreshing the market's history did for this cell (shared by every model of the market)."""
 
     @property
     def dropped(self) -> list[Decision]:
@@ -98,17 +114,13 @@ class FrameSummary:
             "kept_features": self.candidates - len({d.variable for d in self.dropped if d.rule != "type"}),
             "dropped_count": len(dropped),
             "dropped_variables": dropped,
+            **(self.history.metadata() if self.history else {}),
         }
 
 
-def frame_sql(car: str, target: TargetPlan, features: FeaturePlan, columns: dict[str, str]) -> str:
-    """The SELECT of the training frame (see `targets` and `features` for the semantics)."""
+def frame_sql(car: str, target: TargetPlan) -> str:
+    """The SELECT of the cell's rows: customer_id, snapshot_date, target (see `targets`)."""
     h = target.horizon
-    base = [base_select(c, columns, "t") for c in features.base]
-    hist_names = [
-        f"{features.outer[c.name]} as {quote(c.name)}" if c.name in features.outer else f"h.{quote(c.name)}"
-        for c in features.history
-    ]
     ctes = [
         f"c0 as (select *, cast({CUSTOMER} as varchar) as _cid, cast({SNAPSHOT} as date) as _sd, "
         f"{MONTH_INDEX} as _mi from {car})",
@@ -119,28 +131,12 @@ def frame_sql(car: str, target: TargetPlan, features: FeaturePlan, columns: dict
         f"left join observable ob on ob._mi = c._mi where {target.eligible})",
         f"labelled as (select *, {target.case} as _target from rows_t)",
     ]
-    join = ""
-    if features.history:
-        inputs = ", ".join(f"cast({quote(c)} as double) as {quote(c)}" for c in features.history_inputs)
-        ctes.append(
-            f"hist as (select _cid, _mi, {', '.join(features.history_select)} from "
-            f"(select _cid, _mi, {inputs} from c0) {features.windows})"
-        )
-        join = "left join hist h on h._cid = t._cid and h._mi = t._mi"
-    select = ", ".join(
-        [
-            f"t._cid as {CUSTOMER}",
-            f"t._sd as {SNAPSHOT}",
-            f"cast(t._target as integer) as {TARGET}",
-            *base,
-            *hist_names,
-        ]
-    )
     # Kept: rows with a known outcome (training), rows whose outcome snapshot is not in the CAR
     # yet, and the whole latest snapshot (the scoring population, whatever its outcome: a label
     # column is often NULL there). Dropped: earlier rows whose outcome is observable but unknown.
     return (
-        f"with {', '.join(ctes)} select {select} from labelled t {join} "
+        f"with {', '.join(ctes)} select t._cid as {CUSTOMER}, t._sd as {SNAPSHOT}, "
+        f"cast(t._target as integer) as {TARGET} from labelled t "
         "where t._target is not null or not t._observable or t._mi = (select max(_mi) from c0)"
     )
 
@@ -178,53 +174,77 @@ class _Options:
     memory_limit: str | None
 
 
-def _build(
-    con: duckdb.DuckDBPyConnection, market: str, spec: ModelSpec, stage: str, opts: _Options
-) -> FrameSummary:
-    """Write the frame into `stage`, measure and clean it; the decisions are returned, not written."""
-    cell, car, table = f"{market}/{spec.name}", car_table(market), frame_table(market, spec.name)
+@dataclass(frozen=True)
+class _CellPlan:
+    """What the cell reads from its CAR: its target, its candidate features, the scoring snapshot."""
+
+    market: str
+    spec: ModelSpec
+    target: TargetPlan
+    features: FeaturePlan
+    scoring: dt.date
+
+
+def _plan(con: duckdb.DuckDBPyConnection, market: str, spec: ModelSpec, opts: _Options) -> _CellPlan:
+    """Plan the target and features on the CAR's columns; raise naming the cell before any write."""
+    cell, car = f"{market}/{spec.name}", car_table(market)
     columns = table_columns(con, car)
     if not columns:
         raise PrepError(f"{cell}: the CAR table {car} does not exist (car_snapshots has not run)")
     target = plan_target(spec, columns, cell)
     scoring = check_target_data(con, car, target, cell)[-1]
     features = plan_features(spec, columns, opts.label_columns, cell)
-    sql = frame_sql(car, target, features, columns)
-    create_table(con, stage, sql, opts.run_id, opts.memory_limit)
+    return _CellPlan(market, spec, target, features, scoring)
+
+
+def _clean(con: duckdb.DuckDBPyConnection, plan: _CellPlan, opts: _Options) -> CleaningResult:
+    """Measure every candidate on a sample of the cell's labelled rows (features joined) and decide."""
+    keys = f"({sample_keys_sql(_ROWS, plan.spec.sampling.seed, opts.sample_rows)})"
+    columns = frame_columns(plan.features.candidates, {})
+    sample = cell_select(con, keys, [SNAPSHOT, TARGET], columns, plan.market)
+    con.execute(f"create or replace temp table {SAMPLE_TABLE} as {sample}")
+    return clean_variables(con, plan.features.candidates, plan.target.own_column, plan.spec.cleaning)
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection, plan: _CellPlan, opts: _Options
+) -> tuple[FrameSummary, CleaningResult]:
+    """Build the cell's rows into `_ROWS`, count and clean them; nothing is written to the warehouse."""
+    cell = f"{plan.market}/{plan.spec.name}"
+    bounded(con, opts.memory_limit)
+    con.execute(f"create or replace temp table {_ROWS} as {frame_sql(car_table(plan.market), plan.target)}")
     rows, labelled, positives, snapshots, labelled_snaps, first, last, scoring_rows = _counts(
-        con, stage, scoring
+        con, _ROWS, plan.scoring
     )
     if labelled == 0:
         raise PrepError(
             f"{cell}: no labelled rows: {rows} eligible rows in {snapshots} snapshots, none with "
             "an observable outcome (check the population filters and 'from' values)"
         )
-    result: CleaningResult = clean_variables(
-        con,
-        stage,
-        features.candidates,
-        target.own_column,
-        spec.cleaning,
-        spec.sampling.seed,
-        opts.sample_rows,
-    )
-    apply_groups(con, stage, result.groups)
+    result = _clean(con, plan, opts)
     typed = [
         Decision(n, "type", None, None, "drop", f"unsupported type {t}")
-        for n, t in features.unsupported.items()
+        for n, t in plan.features.unsupported.items()
     ]
-    decisions = typed + result.decisions
-    counts = (rows, labelled, int(positives), snapshots, labelled_snaps, first, last, scoring, scoring_rows)
-    return FrameSummary(table, *counts, len(features.candidates), decisions)
+    counts = (rows, labelled, int(positives), snapshots, labelled_snaps, first, last, plan.scoring)
+    table, candidates = frames_label(plan.market, plan.spec.name), len(plan.features.candidates)
+    return FrameSummary(table, *counts, scoring_rows, candidates, typed + result.decisions), result
 
 
-def _publish(con: duckdb.DuckDBPyConnection, stage: str, summary: FrameSummary, market: str, model: str,
-             run_id: str) -> None:  # fmt: skip
-    """Swap the staged frame in and replace the cell's decisions, in one transaction."""
+def _publish(
+    con: duckdb.DuckDBPyConnection,
+    plan: _CellPlan,
+    summary: FrameSummary,
+    result: CleaningResult,
+    run_id: str,
+) -> None:
+    """Replace the cell's rows, decisions and frame columns, in one transaction."""
+    market, model = plan.market, plan.spec.name
+    columns = frame_columns(plan.features.candidates, result.groups)
     with transaction(con):
-        con.execute(f"drop table if exists {summary.table}")
-        con.execute(f"alter table {stage} rename to {summary.table.rpartition('.')[2]}")
+        replace_cell_rows(con, Table.FRAMES, FRAMES_COLUMNS, market, model, f"select * from {_ROWS}", run_id)
         _write_decisions(con, market, model, summary.decisions, run_id)
+        write_frame_columns(con, market, model, columns, run_id)
 
 
 def build_training_frame(
@@ -238,23 +258,26 @@ def build_training_frame(
 ) -> FrameSummary:
     """Build the cell's training frame and variable decisions; raise naming the cell.
 
-    The frame is built in a staging table (a large CREATE runs about twice as fast outside an
-    explicit transaction), then swapped in together with the decisions in one transaction: a
-    failure at any point leaves the previous frame and decisions. `label_columns` are CAR columns
-    that are labels, never features (the contract's role 'label'). `memory_limit` (DuckDB syntax,
-    e.g. '2GB', None = DuckDB's default of 80% of RAM) bounds DuckDB's memory; beyond it, DuckDB
-    spills to disk.
+    The market's history is brought up to date for the spec first (its own transaction: it is the
+    market's, shared by every model). The cell's rows are built in a temporary table (a large CREATE
+    runs about twice as fast outside an explicit transaction), then replace its partition together
+    with the decisions and frame columns in one transaction: a failure at any point leaves the
+    previous frame and decisions. `label_columns` are CAR columns that are labels, never features
+    (the contract's role 'label'). `memory_limit` (DuckDB syntax, e.g. '2GB', None = DuckDB's
+    default of 80% of RAM) bounds DuckDB's memory; beyond it, DuckDB spills to disk.
     """
-    stage = f"{frame_table(market, spec.name)}__stage"
     opts = _Options(run_id, label_columns, sample_rows or SAMPLE_ROWS, memory_limit)
 
     def action(con: duckdb.DuckDBPyConnection) -> FrameSummary:
+        plan = _plan(con, market, spec, opts)
+        history = refresh_history(con, market, [spec], run_id, memory_limit)
         try:
-            summary = _build(con, market, spec, stage, opts)
-            _publish(con, stage, summary, market, spec.name, run_id)
+            summary, result = _build(con, plan, opts)
+            _publish(con, plan, summary, result, run_id)
         finally:
-            con.execute(f"drop table if exists {stage}")
-        return summary
+            con.execute(f"drop table if exists {_ROWS}")
+            con.execute(f"drop table if exists {SAMPLE_TABLE}")
+        return replace(summary, history=history)
 
     return warehouse.execute(action)
 

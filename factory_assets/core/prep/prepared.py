@@ -1,9 +1,11 @@
 """The read API of the prepared data: what training, drift and scoring load from the prep stage.
 
-Frames come back in one convention: numeric features as float64 (NaN = missing), categorical
-features as Python strings with None for missing (object dtype), `snapshot_date` as
-datetime64, `target` as int64 in samples and nullable Int64 in populations (NULL = outcome not yet
-observable).
+A cell's rows are keys in `prep.frames` / `prep.samples`; the features asked for are joined from
+the market's CAR and history as they are read (`cell_data`), only those columns and, for a
+population, only that snapshot. Frames come back in one convention: numeric features as float64
+(NaN = missing), categorical features as Python strings with None for missing (object dtype),
+`snapshot_date` as datetime64, `target` as int64 in samples and nullable Int64 in populations
+(NULL = outcome not yet observable).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from factory_assets.core.names import Stage, Table, car_table, frame_table, samples_table
+from factory_assets.core.names import Stage, Table, car_table
+from factory_assets.core.prep.cell_data import (
+    FrameColumn,
+    cell_select,
+    frames_label,
+    has_rows,
+    read_frame_columns,
+    samples_label,
+)
 from factory_assets.core.prep.samples import sample_dates
 from factory_assets.core.prep.sql import (
     CUSTOMER,
@@ -27,7 +37,6 @@ from factory_assets.core.prep.sql import (
     PrepError,
     bounded,
     kind_of,
-    quote,
 )
 from factory_assets.core.warehouse import Warehouse, column_types
 
@@ -52,11 +61,24 @@ class ModelSamples:
     cross_sectional: bool
 
 
-def _columns(warehouse: Warehouse, table: str, what: str, cell: str) -> dict[str, str]:
-    columns = warehouse.execute(lambda con: column_types(con, table))
-    if not columns:
-        raise PrepError(f"{cell}: {table} does not exist ({what} has not run for this cell)")
-    return columns
+def _require(warehouse: Warehouse, table: str, label: str, what: str, market: str, model: str) -> None:
+    """Raise naming the cell when it holds no rows of `table` (the stage `what` has not run for it)."""
+    if not warehouse.execute(lambda con: has_rows(con, table, market, model)):
+        raise PrepError(f"{market}/{model}: {label} does not exist ({what} has not run for this cell)")
+
+
+def _frame_columns(warehouse: Warehouse, market: str, model: str, names: list[str]) -> list[FrameColumn]:
+    """The cell's frame columns `names` (in that order); raise naming the cell for one it lacks."""
+    known = warehouse.execute(lambda con: read_frame_columns(con, market, model))
+    missing = [n for n in names if n not in known]
+    if missing:
+        label = frames_label(market, model)
+        raise PrepError(f"{market}/{model}: column(s) {missing} are not in the training frame {label}")
+    return [known[n] for n in names]
+
+
+def _types(columns: list[FrameColumn]) -> dict[str, str]:
+    return {c.name: c.type for c in columns}
 
 
 def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
@@ -107,7 +129,7 @@ def latest_snapshot(warehouse: Warehouse, market: str, model: str) -> dt.date:
     back to an older snapshot.
     """
     cell, car = f"{market}/{model}", car_table(market)
-    _columns(warehouse, frame_table(market, model), Stage.TRAINING_FRAME, cell)
+    _require(warehouse, Table.FRAMES, frames_label(market, model), Stage.TRAINING_FRAME, market, model)
     if not warehouse.execute(lambda con: column_types(con, car)):
         raise PrepError(f"{cell}: the CAR table {car} does not exist (car_snapshots has not run)")
     value = warehouse.query(f"select max({SNAPSHOT}) as d from {car}").iloc[0]["d"]
@@ -118,12 +140,22 @@ def latest_snapshot(warehouse: Warehouse, market: str, model: str) -> dt.date:
 
 def labelled_snapshots(warehouse: Warehouse, market: str, model: str) -> list[dt.date]:
     """Snapshots of the cell's training frame whose outcome is observed, ascending."""
-    table = frame_table(market, model)
-    _columns(warehouse, table, Stage.TRAINING_FRAME, f"{market}/{model}")
+    _require(warehouse, Table.FRAMES, frames_label(market, model), Stage.TRAINING_FRAME, market, model)
     frame = warehouse.query(
-        f"select distinct {SNAPSHOT} as d from {table} where {TARGET} is not null order by 1"
+        f"select distinct {SNAPSHOT} as d from {Table.FRAMES} where market = ? and model = ? "
+        f"and {TARGET} is not null order by 1",
+        [market, model],
     )
     return [pd.Timestamp(d).date() for d in frame["d"]]
+
+
+def previous_snapshot(warehouse: Warehouse, market: str, model: str, before: dt.date) -> dt.date | None:
+    """The latest snapshot of the cell's training frame before `before`, None when there is none."""
+    value = warehouse.query(
+        f"select max({SNAPSHOT}) as d from {Table.FRAMES} where market = ? and model = ? and {SNAPSHOT} < ?",
+        [market, model, before],
+    ).iloc[0]["d"]
+    return None if pd.isna(value) else pd.Timestamp(value).date()
 
 
 def load_population(
@@ -135,29 +167,34 @@ def load_population(
     snapshot of the market's CAR, whatever their outcome (`latest_snapshot`). Raises naming the cell
     when a requested column is not in the training frame, or the snapshot has no eligible row in
     it (for the latest snapshot: an empty scoring population, never replaced by an older one).
+    Only `columns` are read, and only for that snapshot.
     """
-    cell, table = f"{market}/{model}", frame_table(market, model)
-    types = _columns(warehouse, table, Stage.TRAINING_FRAME, cell)
-    missing = [c for c in columns if c not in types]
-    if missing:
-        raise PrepError(f"{cell}: column(s) {missing} are not in the training frame {table}")
-    day = snapshot_date or latest_snapshot(warehouse, market, model)
+    _require(warehouse, Table.FRAMES, frames_label(market, model), Stage.TRAINING_FRAME, market, model)
     wanted = [c for c in dict.fromkeys(columns) if c not in (*KEYS, TARGET)]
-    select = ", ".join([*KEYS, TARGET, *(quote(c) for c in wanted)])
-    frame = _read(warehouse, f"select {select} from {table} where {SNAPSHOT} = ? order by {CUSTOMER}", [day])
+    frame_columns = _frame_columns(warehouse, market, model, wanted)
+    day = snapshot_date or latest_snapshot(warehouse, market, model)
+    sql = warehouse.execute(
+        lambda con: cell_select(con, Table.FRAMES, [*KEYS, TARGET], frame_columns, market, day)
+    )
+    where = f"where k.market = ? and k.model = ? and k.{SNAPSHOT} = ? order by k.{CUSTOMER}"
+    frame = _read(warehouse, f"{sql} {where}", [market, model, day])
     if frame.empty:
         raise _no_population(warehouse, market, model, day)
     frame[TARGET] = frame[TARGET].astype("Int64")
-    return conform(frame, types)
+    return conform(frame, _types(frame_columns))
 
 
 def _no_population(warehouse: Warehouse, market: str, model: str, day: dt.date) -> PrepError:
     """The error for a snapshot without eligible rows in the frame, naming what the frame holds."""
-    cell, table = f"{market}/{model}", frame_table(market, model)
-    days = warehouse.query(f"select min({SNAPSHOT}) as a, max({SNAPSHOT}) as b from {table}").iloc[0]
-    held = f"{table} holds {days['a']} .. {days['b']}"
+    cell, label = f"{market}/{model}", frames_label(market, model)
+    days = warehouse.query(
+        f"select min({SNAPSHOT}) as a, max({SNAPSHOT}) as b from {Table.FRAMES} "
+        "where market = ? and model = ?",
+        [market, model],
+    ).iloc[0]
+    held = f"{label} holds {days['a']} .. {days['b']}"
     if day != latest_snapshot(warehouse, market, model):
-        return PrepError(f"{cell}: snapshot {day} is not in {table} ({held})")
+        return PrepError(f"{cell}: snapshot {day} is not in {label} ({held})")
     return PrepError(
         f"{cell}: no eligible customer to score in {day}, the latest snapshot of {car_table(market)} "
         f"({held}): no customer of that snapshot passes the model's population filters or target "
@@ -173,8 +210,8 @@ def load_model_samples(
 
     `splits` reads only those splits' rows (the champion stage needs just the test split).
     """
-    cell, table = f"{market}/{model}", samples_table(market, model)
-    types = _columns(warehouse, table, Stage.MODEL_SAMPLES, cell)
+    cell = f"{market}/{model}"
+    _require(warehouse, Table.SAMPLES, samples_label(market, model), Stage.MODEL_SAMPLES, market, model)
     summary = warehouse.query(
         f"select * from {Table.SAMPLE_SUMMARY} where market = ? and model = ?", [market, model]
     )
@@ -182,14 +219,17 @@ def load_model_samples(
         raise PrepError(f"{cell}: no row in {Table.SAMPLE_SUMMARY} (model_samples has not run for this cell)")
     row = summary.iloc[0]
     features, categorical = json.loads(row["features"]), json.loads(row["categorical"])
-    select = ", ".join([*KEYS, "split", "weight", TARGET, *(quote(f) for f in features)])
-    where, params = "", []
+    frame_columns = _frame_columns(warehouse, market, model, features)
+    keys = [*KEYS, "split", "weight", TARGET]
+    sql = warehouse.execute(lambda con: cell_select(con, Table.SAMPLES, keys, frame_columns, market))
+    where, params = "where k.market = ? and k.model = ?", [market, model]
     if splits is not None:
-        where, params = f"where split in ({', '.join('?' for _ in splits)})", list(splits)
-    frame = _read(warehouse, f"select {select} from {table} {where} order by {SNAPSHOT}, {CUSTOMER}", params)
+        where += f" and k.split in ({', '.join('?' for _ in splits)})"
+        params += list(splits)
+    frame = _read(warehouse, f"{sql} {where} order by k.{SNAPSHOT}, k.{CUSTOMER}", params)
     frame[TARGET] = frame[TARGET].astype("int64")
     return ModelSamples(
-        frame=conform(frame, types),
+        frame=conform(frame, _types(frame_columns)),
         features=features,
         categorical=categorical,
         beta=float(row["beta"]),

@@ -1,9 +1,10 @@
 """The model samples of a cell: the sample plan (`sampling`) applied to the training frame in SQL.
 
-Writes `prep.samples__<market>__<model>` (customer_id, snapshot_date, split, weight, target and the
-kept features, grouped levels as in the frame), the cell's rows of `prep.sample_rates` and of
-`prep.sample_summary`. Rows are picked per (snapshot, target) stratum in the order of a seeded hash
-of customer and snapshot, so a rerun on the same frame picks the same rows.
+Writes the cell's partition of `prep.samples` (customer_id, snapshot_date, split, weight, target:
+keys only, the features are joined when the sample is read, `prepared.load_model_samples`), and its
+rows of `prep.sample_rates` and of `prep.sample_summary` (with the kept features). Rows are picked
+per (snapshot, target) stratum in the order of a seeded hash of customer and snapshot, so a rerun on
+the same frame picks the same rows.
 """
 
 from __future__ import annotations
@@ -12,22 +13,26 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
-from factory_assets.core.names import Table, frame_table, samples_table
+from factory_assets.core.names import Table
+from factory_assets.core.prep.cell_data import (
+    SAMPLES_COLUMNS,
+    frames_label,
+    read_frame_columns,
+    replace_cell,
+    samples_label,
+)
 from factory_assets.core.prep.sampling import SamplePlan, SnapshotCounts, check_positives, plan_samples
 from factory_assets.core.prep.sql import (
     BUILD_MEMORY_LIMIT,
     CUSTOMER,
-    NON_FEATURES,
     SNAPSHOT,
     TARGET,
     PrepError,
-    create_table,
-    kind_of,
+    bounded,
     literal,
-    quote,
-    table_columns,
 )
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
@@ -62,9 +67,10 @@ class SampleSummary:
 
 def kept_features(warehouse: Warehouse, market: str, model: str) -> tuple[list[str], list[str]]:
     """(features, categorical) the cell's variable decisions keep, in frame column order."""
-    table, cell = frame_table(market, model), f"{market}/{model}"
-    columns = warehouse.execute(lambda con: table_columns(con, table))
+    cell = f"{market}/{model}"
+    columns = warehouse.execute(lambda con: read_frame_columns(con, market, model))
     if not columns:
+        table = frames_label(market, model)
         raise PrepError(f"{cell}: the training frame {table} does not exist (training_frame has not run)")
     decided = warehouse.query(
         f"select variable, bool_or(decision = 'drop') as dropped from {Table.VARIABLE_DECISIONS} "
@@ -72,43 +78,39 @@ def kept_features(warehouse: Warehouse, market: str, model: str) -> tuple[list[s
         [market, model],
     )
     dropped = dict(zip(decided["variable"], decided["dropped"], strict=True))
-    features = [c for c in columns if c not in NON_FEATURES and c in dropped and not dropped[c]]
-    categorical = [c for c in features if kind_of(columns[c]) == "string"]
+    features = [c for c in columns if c in dropped and not dropped[c]]
+    categorical = [c for c in features if columns[c].kind == "string"]
     return features, categorical
 
 
-def snapshot_counts(warehouse: Warehouse, table: str) -> list[SnapshotCounts]:
-    """Labelled rows and positives per snapshot of a training frame."""
+def snapshot_counts(warehouse: Warehouse, market: str, model: str) -> list[SnapshotCounts]:
+    """Labelled rows and positives per snapshot of the cell's training frame."""
     frame = warehouse.query(
-        f"select cast({SNAPSHOT} as date) as d, count(*) as n, sum({TARGET}) as p from {table} "
-        f"where {TARGET} is not null group by 1 order by 1"
+        f"select {SNAPSHOT} as d, count(*) as n, sum({TARGET}) as p from {Table.FRAMES} "
+        f"where market = ? and model = ? and {TARGET} is not null group by 1 order by 1",
+        [market, model],
     )
     return [SnapshotCounts(pd.Timestamp(r.d).date(), int(r.n), int(r.p)) for r in frame.itertuples()]
 
 
-def samples_sql(table: str, plan: SamplePlan, features: list[str], seed: int) -> str:
-    """The SELECT that marks the planned rows of each stratum with their split and weight."""
+def samples_sql(market: str, model: str, plan: SamplePlan, seed: int) -> str:
+    """The SELECT that marks the planned rows of each stratum of the cell with their split and weight."""
     values = ", ".join(
         f"(date {literal(str(s.snapshot_date))}, {s.target}, {s.test}, {s.validation}, {s.train}, "
         f"{float(s.weight)!r})"
         for s in plan.strata
     )
-    cols = "".join(f", f.{quote(f)}" for f in features)
     order = f"hash({CUSTOMER}, {SNAPSHOT}, {int(seed)}), {CUSTOMER}"
-    # Rank and pick on the keys only, then fetch the features of the picked rows: the sort stays
-    # narrow however wide the frame is. `picked` is materialised because DuckDB 2.0.0 otherwise fails
-    # the join at scale under a memory limit ("INTERNAL Error: dict-surviving join", seen at 1M x 24).
+    cell = f"market = {literal(market)} and model = {literal(model)}"
     return (
         f"with plan as (select * from (values {values}) v(d, t, n_test, n_validation, n_train, weight)), "
         f"ranked as (select {CUSTOMER}, {SNAPSHOT}, {TARGET}, row_number() over (partition by "
-        f"{SNAPSHOT}, {TARGET} order by {order}) as _rn from {table} where {TARGET} is not null and "
-        f"{SNAPSHOT} in (select d from plan)), "
-        f"picked as materialized (select r.{CUSTOMER}, r.{SNAPSHOT}, case when _rn <= n_test then 'test' "
+        f"{SNAPSHOT}, {TARGET} order by {order}) as _rn from {Table.FRAMES} where {cell} and "
+        f"{TARGET} is not null and {SNAPSHOT} in (select d from plan)) "
+        f"select r.{CUSTOMER}, r.{SNAPSHOT}, case when _rn <= n_test then 'test' "
         f"when _rn <= n_test + n_validation then 'validation' else 'train' end as split, case when _rn <= "
         f"n_test then 1.0 else weight end as weight, r.{TARGET} from ranked r join plan p "
-        f"on p.d = r.{SNAPSHOT} and p.t = r.{TARGET} where _rn <= n_test + n_validation + n_train) "
-        f"select k.{CUSTOMER}, k.{SNAPSHOT}, k.split, k.weight, k.{TARGET}{cols} from picked k "
-        f"join {table} f on f.{CUSTOMER} = k.{CUSTOMER} and f.{SNAPSHOT} = k.{SNAPSHOT}"
+        f"on p.d = r.{SNAPSHOT} and p.t = r.{TARGET} where _rn <= n_test + n_validation + n_train"
     )
 
 
@@ -147,16 +149,20 @@ def build_model_samples(
     """Plan, check and write the cell's samples, sample rates and summary; raise naming the cell.
 
     Too few positives in any split (`sampling.min_positives_per_split`) fails the cell before
-    anything is written. `memory_limit` bounds DuckDB while the samples table is written.
+    anything is written. `memory_limit` bounds DuckDB while the samples are written.
     """
-    cell, frame = f"{market}/{spec.name}", frame_table(market, spec.name)
+    cell = f"{market}/{spec.name}"
     features, categorical = kept_features(warehouse, market, spec.name)
-    plan = plan_samples(snapshot_counts(warehouse, frame), spec.sampling, cell)
+    plan = plan_samples(snapshot_counts(warehouse, market, spec.name), spec.sampling, cell)
     check_positives(plan, spec.sampling.min_positives_per_split, cell)
-    table = samples_table(market, spec.name)
-    sql = samples_sql(frame, plan, features, spec.sampling.seed)
-    warehouse.execute(lambda con: create_table(con, table, sql, run_id, memory_limit))
-    summary = SampleSummary(table, plan, features, categorical)
+    sql = samples_sql(market, spec.name, plan, spec.sampling.seed)
+
+    def write(con: duckdb.DuckDBPyConnection) -> None:
+        bounded(con, memory_limit)
+        replace_cell(con, Table.SAMPLES, SAMPLES_COLUMNS, market, spec.name, sql, run_id)
+
+    warehouse.execute(write)
+    summary = SampleSummary(samples_label(market, spec.name), plan, features, categorical)
     partition = {"market": market, "model": spec.name}
     rates = pd.DataFrame(plan.rates()).assign(market=market, model=spec.name)
     rates = rates.astype({"rate_before": float, "rate_after": float})

@@ -10,10 +10,13 @@ stratum's rows on a seeded hash (`prep_samples`). The steps:
 2. De-trend the training pool to its pooled target rate r*: `stratify` samples each snapshot down
    to rate r* (dropping positives where the rate is above r*, negatives where below; a snapshot
    without positives drops out); `weight` keeps the rows and weights them (positives r*/r_s,
-   negatives (1-r*)/(1-r_s)) so each snapshot's weighted rate is r*; `none` leaves it.
-3. Balance: keep a fraction beta of the negatives so that negatives / positives is at most
-   `negatives_per_positive`; beta (1.0 = none dropped) corrects probabilities to rate r* later.
-   With `balance_above_rows` set, a training pool within that many rows is not balanced (beta 1).
+   negatives (1-r*)/(1-r_s)) so each snapshot's weighted rate is r*; `none` leaves it. A pool
+   within the row budget (`balance_above_rows`) is de-trended by weights even under `stratify`:
+   below the budget no row is dropped.
+3. Balance, only above the row budget: keep a fraction beta of the negatives, as many as the
+   budget holds but never fewer than `negatives_per_positive` per positive; beta (1.0 = none
+   dropped) corrects probabilities to rate r* later. Within the budget every row is kept (beta 1).
+   A null budget down-samples every pool to `negatives_per_positive`.
 4. Cap: when all splits together exceed `max_rows`, every stratum keeps the same fraction.
 5. Validation: a stratified share `validation_share` of each kept training stratum.
 """
@@ -117,13 +120,17 @@ def _detrend(pool: dict[dt.date, tuple[int, int]], how: str, rate: float) -> Kep
 
 
 def _beta(kept: Kept, ratio: float | None, budget: int | None = None) -> float:
+    """The kept fraction of negatives: 1 within the budget, else what fits it, at least `ratio` a positive."""
     positives = sum(n for (_, t), (n, _) in kept.items() if t == 1)
     negatives = sum(n for (_, t), (n, _) in kept.items() if t == 0)
-    if ratio is None or positives <= 0 or negatives <= ratio * positives:
+    if positives <= 0 or negatives <= 0:
         return 1.0
     if budget is not None and positives + negatives <= budget:
-        return 1.0  # within the row budget: keep everything known
-    return ratio * positives / negatives
+        return 1.0
+    floor = ratio * positives / negatives if ratio is not None else 0.0
+    fits = (budget - positives) / negatives if budget is not None else 0.0
+    beta = min(1.0, max(floor, fits))
+    return beta if beta > 0 else 1.0  # positives alone exceed the budget: `max_rows` caps instead
 
 
 def _split_snapshots(days: list[dt.date], spec: SamplingSpec) -> tuple[list[dt.date], list[dt.date]]:
@@ -192,8 +199,10 @@ def plan_samples(counts: list[SnapshotCounts], spec: SamplingSpec, cell: str) ->
         pool, test, test_days = _out_of_time(by_day, spec, cell)
     total = sum(p + n for p, n in pool.values())
     rate = sum(p for p, _ in pool.values()) / total if total else 0.0
-    kept = _detrend(pool, spec.detrend, rate)
-    beta = _beta(kept, spec.negatives_per_positive, spec.balance_above_rows)
+    budget = spec.balance_above_rows
+    how = "weight" if spec.detrend == "stratify" and budget is not None and total <= budget else spec.detrend
+    kept = _detrend(pool, how, rate)
+    beta = _beta(kept, spec.negatives_per_positive, budget)
     kept = {key: (n * (beta if key[1] == 0 else 1.0), w) for key, (n, w) in kept.items()}
     return SamplePlan(_strata(by_day, kept, test, spec), beta, rate, cross, test_days, sorted(pool))
 

@@ -8,6 +8,9 @@ The gate's reference depends on what changed since the last release: the same ch
 with its last release; a new champion with its own scores recorded at its decision
 (`core.model.score_reference`). Scores an operator withdrew are not published again by a run (only
 by an override), and scores already in force under an override stay in force as `unchanged`.
+The scored snapshot's Data Checker 1 record is read here too, where the champion is known: an extreme
+shift in a column the champion reads holds the cell back (`features_sound`), and the release record
+names the snapshot's accepted restatement, if it is one.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from factory_assets.core.release.score_checks import (
     gate_reason,
     run_score_checks,
 )
+from factory_assets.core.release.snapshot_record import accepted_restatement, snapshot_shift
 from factory_assets.core.release.store import ReleaseManifest, ReleaseStore
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext
@@ -115,12 +119,16 @@ def gate_inputs(
         previous=reference.frame,
         expected_rows_source=facts.expected_rows_source,
         expected_rate_source=facts.expected_rate_source,
+        expected_rate_mean=facts.expected_rate_mean,
         previous_source=reference.source,
         champion_change=reference.champion_change,
         scored_snapshot=facts.scores.snapshot_date,
         latest_snapshot=facts.snapshots.latest,
         snapshots_behind=facts.snapshots.newer_than_scored,
         latest_snapshot_source=facts.snapshots.source,
+        snapshot_shift=snapshot_shift(
+            warehouse, market, model, facts.scores.snapshot_date, facts.scores.model_version
+        ),
     )
     return facts.scores, inputs, current
 
@@ -147,8 +155,13 @@ def attempt_id(market: str, model: str, scores: tables.CellScores) -> str:
 
 
 def _record(
-    outcome: ReleaseOutcome, scores: tables.CellScores, at: dt.datetime, path: str | None, sha: str | None
+    outcome: ReleaseOutcome,
+    scores: tables.CellScores,
+    at: dt.datetime,
+    file: tuple[str | None, str | None],
+    restatement: str | None,
 ) -> tables.ReleaseRecord:
+    path, sha = file
     return tables.ReleaseRecord(
         market=outcome.market,
         model=outcome.model,
@@ -162,6 +175,7 @@ def _record(
         path=path,
         sha256=sha,
         serving_release_id=outcome.in_force.release_id if outcome.in_force else None,
+        restatement=restatement,
     )
 
 
@@ -233,10 +247,11 @@ def _release(
     release_id = prospective_release_id(market, model, scores.frame, spec.output)
     reason, override = _not_publishable(entries, release_id, current, gate_reason(results))
     now, rows = utc_now(), len(scores.frame)
+    restatement = accepted_restatement(warehouse, market, scores.snapshot_date)
     if reason is not None:
         held_id = attempt_id(market, model, scores)
         outcome = ReleaseOutcome(market, model, "held_back", held_id, reason, results, current, rows)
-        tables.record_release(warehouse, _record(outcome, scores, now, None, None), run_id)
+        tables.record_release(warehouse, _record(outcome, scores, now, (None, None), restatement), run_id)
         return outcome
     manifest, created = publish(store, market, model, scores.frame, spec.output, now)
     status: ReleaseStatus = "released" if created else "unchanged"
@@ -252,5 +267,6 @@ def _release(
         return outcome
     released_at = dt.datetime.fromisoformat(manifest.released_at)
     path = str(store.cell_dir(market, model) / manifest.file)
-    tables.record_release(warehouse, _record(outcome, scores, released_at, path, manifest.sha256), run_id)
+    record = _record(outcome, scores, released_at, (path, manifest.sha256), restatement)
+    tables.record_release(warehouse, record, run_id)
     return outcome

@@ -22,6 +22,7 @@ from factory_assets.core.release import tables
 from factory_assets.core.release.gate import attempt_id, evaluate_cell
 from factory_assets.core.release.publish import publish
 from factory_assets.core.release.score_checks import RuleResult
+from factory_assets.core.release.snapshot_record import accepted_restatement
 from factory_assets.core.release.store import ReleaseManifest, ReleaseStore
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext
@@ -100,6 +101,7 @@ def override_release(
             serving_release_id=manifest.release_id,
             operator=request.operator,
             overridden_checks=_checks_json(failed),
+            restatement=accepted_restatement(ctx.warehouse, request.market, scores.snapshot_date),
         )
         tables.record_release(ctx.warehouse, record, ctx.run_id)
     return InterventionOutcome(record, manifest, failed)

@@ -2,8 +2,11 @@
 
 The published columns follow the spec's `output.format`: natural probabilities, percentile ranks or
 both, always with the decile and the lineage a consumer needs (customer_id, snapshot_date,
-model_version, release_id). The release id is derived from the content, so publishing the same
-scores twice yields the same id and no second release.
+model_version, release_id). Reason codes follow as the last columns when the scores carry them
+(`output.reason_codes`; `core.model.reasons`): a slot no customer has a reason in is left out, so a
+cell that did not opt in publishes none even where `scores.scores` holds the columns for other cells.
+The release id is derived from the content, so publishing the same scores twice yields the same id
+and no second release.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 
 import pandas as pd
 
+from factory_assets.core.model.reason_columns import reason_columns_in, reason_dtype, reason_slot
 from factory_assets.core.release.store import (
     ReleaseManifest,
     ReleaseStore,
@@ -34,10 +38,19 @@ def output_columns(output_format: str) -> list[str]:
     return ["customer_id", "snapshot_date", *scores, "decile", "model_version", "release_id"]
 
 
+def published_reasons(scores: pd.DataFrame) -> list[str]:
+    """The reason columns of `scores` to publish: every slot in which some customer has a reason."""
+    columns = reason_columns_in(scores.columns)
+    kept = {reason_slot(c) for c in columns if c.endswith("_feature") and scores[c].notna().any()}
+    return [c for c in columns if reason_slot(c) in kept]
+
+
 def release_frame(scores: pd.DataFrame, output_format: str) -> pd.DataFrame:
     """The published rows (without release_id): best customers first, ties by customer_id."""
     columns = [c for c in output_columns(output_format) if c != "release_id"]
-    frame = scores[columns].copy()
+    reasons = published_reasons(scores)
+    frame = scores[columns + reasons].copy()
+    frame = frame.astype({c: reason_dtype(c) for c in reasons})
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.date
     frame["decile"] = frame["decile"].astype("int64")
     rank_by = SCORE_COLUMNS_BY_FORMAT[output_format][-1]
@@ -85,7 +98,7 @@ def publish(
         if store.archived_manifest(market, model, release_id) is None:  # released before archiving
             store.archive_manifest(current)
         return current, False
-    frame["release_id"] = release_id
+    frame.insert(len(output_columns(output.format)) - 1, "release_id", release_id)
     folder = store.cell_dir(market, model)
     names = {"file": f"{release_id}.parquet", "reference": f"{release_id}.reference.parquet"}
     sha = store.write_immutable(folder / names["file"], parquet_bytes(frame))

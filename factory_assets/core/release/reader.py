@@ -6,6 +6,9 @@ touched under a running service is loaded and verified again (so it stops being 
 no longer matches its manifest); otherwise a lookup is a dict hit. A release is verified against the
 manifest's sha256 when it is loaded; a corrupt or missing file makes that cell unavailable (with the
 reason) while every other cell keeps answering. Nothing here opens the warehouse.
+
+A release with reason codes (`reason_<k>_feature`, `_value`, `_contribution` columns) gives each row a
+`reasons` list, largest contribution first; a release without them gives no `reasons` at all.
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from factory_assets.core.model.reason_columns import KINDS, reason_column, reason_columns_in, reason_slot
 from factory_assets.core.release.store import ReleaseManifest, ReleaseStore, ReleaseStoreError
 from factory_assets.core.specs import KEY_PATTERN
 
 SCORE_FIELDS = ("probability", "percentile")
+
+
+ReasonSlot = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""One reason slot of a release: feature names, values as text (None where missing), contributions."""
 
 
 class UnknownCellError(LookupError):
@@ -43,6 +51,8 @@ class LoadedRelease:
     columns: dict[str, np.ndarray]
     index: dict[str, int]
     order: dict[str, np.ndarray]
+    reasons: tuple[ReasonSlot, ...] = ()
+    """The release's reason slots, best first; empty when the release carries no reason codes."""
     rendered: dict[str, list[str]] = field(default_factory=dict, compare=False)
     """Per score field, the JSON text of the best rows so far (grown on demand by `top_json`)."""
     render_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
@@ -57,7 +67,20 @@ class LoadedRelease:
         values: dict[str, object] = {"customer_id": str(self.customer_ids[position])}
         for name, column in self.columns.items():
             values[name] = _json_value(column[position])
+        if self.reasons:
+            values["reasons"] = self.reasons_of(position)
         return values
+
+    def reasons_of(self, position: int) -> list[dict[str, object]]:
+        """One customer's reason codes, largest absolute contribution first (a missing value is left out)."""
+        found: list[dict[str, object]] = []
+        for features, values, contributions in self.reasons:
+            if features[position] is None:
+                continue
+            reason = {"feature": features[position], "value": values[position]}
+            reason["contribution"] = _json_value(contributions[position])
+            found.append({k: v for k, v in reason.items() if v is not None})
+        return found
 
     def lookup(self, customer_id: str) -> dict[str, object] | None:
         """The customer's row, or None if the customer is not in this release."""
@@ -96,9 +119,10 @@ def load_release(store: ReleaseStore, manifest: ReleaseManifest) -> LoadedReleas
     """Read and verify a release file and build its in-memory lookup structures."""
     frame = store.load_release(manifest)
     ids = frame["customer_id"].astype(str).to_numpy()
+    reasons = reason_columns_in(frame.columns)
     columns: dict[str, np.ndarray] = {}
     for name in frame.columns:
-        if name == "customer_id":
+        if name == "customer_id" or name in reasons:
             continue
         if name == "snapshot_date":
             columns[name] = pd.to_datetime(frame[name]).dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
@@ -114,7 +138,26 @@ def load_release(store: ReleaseStore, manifest: ReleaseManifest) -> LoadedReleas
         if name in frame.columns
     }
     index = dict(zip(ids.tolist(), range(len(ids)), strict=True))
-    return LoadedRelease(manifest, ids, columns, index, order)
+    return LoadedRelease(manifest, ids, columns, index, order, reasons=reason_slots(frame))
+
+
+def _texts(column: pd.Series) -> np.ndarray:
+    """A text column as an object array with None (not NaN or NA) where it is null."""
+    text = column.astype(object)
+    return text.where(text.notna(), None).to_numpy(dtype=object)
+
+
+def reason_slots(frame: pd.DataFrame) -> tuple[ReasonSlot, ...]:
+    """The reason slots of a release frame, best first (every slot whose three columns are present)."""
+    present = set(frame.columns)
+    slots = sorted({reason_slot(c) for c in reason_columns_in(present)})
+    found = []
+    for k in slots:
+        names = [reason_column(k, kind) for kind in KINDS]
+        if set(names) <= present:
+            feature, value, contribution = (frame[n] for n in names)
+            found.append((_texts(feature), _texts(value), contribution.astype("float64").to_numpy()))
+    return tuple(found)
 
 
 Signature = tuple[int, int, int]

@@ -106,7 +106,9 @@ def required_car_months(specs: Mapping[str, ModelSpec]) -> int:
 
 
 def _car_markets(warehouse: Warehouse) -> list[str]:
-    rows = warehouse.query("select table_name from information_schema.tables where table_schema = 'car'")
+    rows = warehouse.query(
+        "select distinct table_name from information_schema.tables where table_schema = 'car'"
+    )
     return sorted(rows["table_name"])
 
 
@@ -217,11 +219,11 @@ def plan_retention(
             f"car_months={policy.car_months} is shorter than the {needed} monthly snapshots the model specs "
             "read (training window + horizon + longest history window + test snapshots)"
         )
-    if not paths.warehouse.exists():
+    if not paths.warehouses().markets():
         raise RetentionError(
             f"no warehouse at {paths.warehouse}: without the registry nothing is provably unused"
         )
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().union()
     plan = RetentionPlan()
     for market in _car_markets(warehouse):
         old = _old_snapshots(warehouse, market, policy.car_months)
@@ -238,9 +240,8 @@ def plan_retention(
 
 def apply_retention(paths: FactoryPaths, plan: RetentionPlan) -> dict[str, int]:
     """Delete what `plan` lists: CAR rows first (one transaction per market), then the files."""
-    warehouse = Warehouse(paths.warehouse)
     for market, dates in plan.car_snapshots.items():
-        table = car_table(market)
+        table, warehouse = car_table(market), paths.warehouses().market(market)
 
         def delete(con, table=table, dates=dates) -> None:
             with transaction(con):

@@ -1,26 +1,30 @@
 """Data Checker 2: the gate a cell's scores must pass before they are released.
 
-Seven rules, each a plain function of `ScoreCheckInputs` and the spec's `score_checks` thresholds:
+Eight rules, each a plain function of `ScoreCheckInputs` and the spec's `score_checks` thresholds:
 the scores cover the eligible population exactly (`complete`), one row per customer (`unique`),
 finite values in range (`valid_values`), a probability distribution close to the reference's
 (`distribution_stable`, PSI), a mean probability close to the expected rate (`mean_near_expected`,
 ratio either way), customer ranks close to the last release's (`ranks_stable`, Spearman on the
-customers in both) and the market's latest snapshot scored (`snapshot_current`).
+customers in both), the market's latest snapshot scored (`snapshot_current`) and no CAR column the
+champion reads shifted extremely in the scored snapshot (`features_sound`, from Data Checker 1's
+`extreme_psi` record of that snapshot).
 
 The comparison rules know what changed. While the champion is the model of the last release, the
 reference is that release. When the champion changed since, the reference for the distribution is
 the new champion's own scores recorded at its decision (`core.model.score_reference`), and ranks
 are not compared (a different model ranks differently by design). The expected rate is the recent
-realised rate where labels have arrived, else the champion's test rate. Every result names its
-reference. The first release of a cell has nothing to compare with, so the comparison rules pass
-and say so.
+realised rate where labels have arrived, else the champion's test rate (`core.release.expected_rate`);
+labels lag the scored snapshot by the target's horizon, so when the champion's own mean on that
+labelled population is known, the rate is carried forward to the reference by how that mean moved
+(`carried_rate`). Every result names its reference. The first release of a cell has nothing to
+compare with, so the comparison rules pass and say so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +37,22 @@ PSI_FLOOR = 1e-4
 """Share given to an empty bin so that the PSI stays finite."""
 MIN_COMMON_CUSTOMERS = 30
 """Below this many customers in both releases a rank correlation says nothing: the rule passes."""
+
+
+@dataclass(frozen=True)
+class SnapshotShift:
+    """Data Checker 1's record of the scored snapshot, and the features of the champion that scored it."""
+
+    snapshot: dt.date | None
+    verdict: str
+    """`pass` or `warn` (a blocked snapshot is never scored), or `unrecorded` before verdicts were kept."""
+    extreme: dict[str, float] = field(default_factory=dict)
+    """CAR columns whose PSI vs the previous snapshot reached `block_psi`, with their PSI."""
+    block_psi: float | None = None
+    previous: str | None = None
+    model_version: str | None = None
+    features: tuple[str, ...] | None = None
+    """The champion's features (None: unknown, so every extreme column counts as read)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,8 @@ class ScoreCheckInputs:
     previous: pd.DataFrame | None = None
     expected_rows_source: str = "eligible population"
     expected_rate_source: str = "champion test base rate"
+    expected_rate_mean: float | None = None
+    """The champion's mean probability on the labelled population of `expected_rate` (None: unknown)."""
     previous_source: str = "last release"
     """What `previous` is and why it is the reference (the same model's last release, or the new
     champion's own recorded scores)."""
@@ -60,6 +82,8 @@ class ScoreCheckInputs:
     snapshots_behind: int | None = None
     """Ingested snapshots of the market newer than the scored one."""
     latest_snapshot_source: str = "the market's CAR"
+    snapshot_shift: SnapshotShift | None = None
+    """Data Checker 1's record of the scored snapshot (None: not read)."""
 
 
 @dataclass(frozen=True)
@@ -174,10 +198,36 @@ def check_distribution_stable(inputs: ScoreCheckInputs, limits: ScoreChecks) -> 
     return RuleResult(name, value <= limit, value, limit, detail, source)
 
 
+def carried_rate(inputs: ScoreCheckInputs) -> tuple[float | None, str]:
+    """The expected rate of the scored population, and where it came from.
+
+    The observed rate belongs to a labelled population `horizon` months older than the scores; a
+    population that moved since (a drift month) has another rate. The champion saw the move: the rate
+    is scaled by the champion's mean on the reference scores (its last release, or a new champion's
+    own scores) over its mean on the labelled population. What is left for the rule is the
+    champion's calibration there times the move from the reference to the scores: a miscalibrated
+    model or a broken feed still fails, a population that moved before the reference does not.
+    """
+    rate, source, seen = inputs.expected_rate, inputs.expected_rate_source, inputs.expected_rate_mean
+    if rate is None or seen is None or not np.isfinite(seen) or seen <= 0:
+        return rate, source
+    if inputs.previous is None:
+        return rate, f"{source}; not carried forward: no reference scores"
+    reference = _finite_probabilities(inputs.previous)
+    if reference.size == 0 or reference.mean() <= 0:
+        return rate, f"{source}; not carried forward: the reference holds no positive probability"
+    moved = float(reference.mean()) / seen
+    carried = (
+        f"{source}; carried forward x{moved:.3f} by the champion's mean {seen:.4f} there -> "
+        f"{reference.mean():.4f} on {inputs.previous_source}"
+    )
+    return rate * moved, carried
+
+
 def check_mean_near_expected(inputs: ScoreCheckInputs, limits: ScoreChecks) -> RuleResult:
-    """Mean probability within a factor `max_mean_ratio` of the expected rate, either way."""
-    name, limit, rate = "mean_near_expected", limits.max_mean_ratio, inputs.expected_rate
-    source = inputs.expected_rate_source
+    """Mean probability within a factor `max_mean_ratio` of the expected rate (`carried_rate`), either way."""
+    name, limit = "mean_near_expected", limits.max_mean_ratio
+    rate, source = carried_rate(inputs)
     if rate is None or not np.isfinite(rate) or rate <= 0:
         return RuleResult(name, False, None, limit, f"expected rate unknown ({source})", source)
     current = _finite_probabilities(inputs.scores)
@@ -185,10 +235,7 @@ def check_mean_near_expected(inputs: ScoreCheckInputs, limits: ScoreChecks) -> R
         return RuleResult(name, False, None, limit, "no finite probabilities", source)
     mean = float(current.mean())
     ratio = mean / rate
-    detail = (
-        f"mean probability {mean:.4f} vs expected {rate:.4f} ({inputs.expected_rate_source}): "
-        f"ratio {ratio:.3f}"
-    )
+    detail = f"mean probability {mean:.4f} vs expected {rate:.4f} ({source}): ratio {ratio:.3f}"
     return RuleResult(name, 1 / limit <= ratio <= limit, ratio, limit, detail, source)
 
 
@@ -238,6 +285,40 @@ def check_snapshot_current(inputs: ScoreCheckInputs, limits: ScoreChecks) -> Rul
     return RuleResult(name, behind <= limit, behind, limit, detail, source)
 
 
+def reads_column(features: tuple[str, ...], column: str) -> bool:
+    """True if a feature is the CAR column itself or a history feature of it (`<column>__<kind><n>`)."""
+    return any(f == column or f.startswith(f"{column}__") for f in features)
+
+
+def _listed(columns: dict[str, float]) -> str:
+    return ", ".join(f"{c} (PSI {v:.2f})" for c, v in sorted(columns.items(), key=lambda kv: -kv[1]))
+
+
+def check_features_sound(inputs: ScoreCheckInputs, limits: ScoreChecks) -> RuleResult:
+    """No CAR column the champion reads shifted extremely in the scored snapshot (DC1 `extreme_psi`).
+
+    Extreme: a PSI vs the previous snapshot of at least Data Checker 1's `block_psi`. A column the
+    champion does not read is a warning only (the rule passes and names it).
+    """
+    name, shift = "features_sound", inputs.snapshot_shift
+    if shift is None:
+        return RuleResult(name, True, None, None, "Data Checker 1's record was not read", "none")
+    reference = f"Data Checker 1 verdict of snapshot {shift.snapshot} ({shift.verdict})"
+    if not shift.extreme:
+        detail = f"no CAR column shifted extremely in snapshot {shift.snapshot}"
+        return RuleResult(name, True, 0.0, shift.block_psi, detail, reference)
+    champion = f"champion {(shift.model_version or 'unknown')[:12]}"
+    features = shift.features
+    read = {c: v for c, v in shift.extreme.items() if features is None or reads_column(features, c)}
+    how = f"shifted extremely in snapshot {shift.snapshot} (PSI vs {shift.previous} >= {shift.block_psi})"
+    if not read:
+        detail = f"{_listed(shift.extreme)} {how}, but {champion} reads none of them: a warning only"
+        return RuleResult(name, True, 0.0, shift.block_psi, detail, reference)
+    reads = "may read them (its features are unknown)" if shift.features is None else "reads them"
+    detail = f"{_listed(read)} {how}, and {champion} {reads}: its scores of this snapshot are not sound"
+    return RuleResult(name, False, max(read.values()), shift.block_psi, detail, reference)
+
+
 RULES: dict[str, Rule] = {
     "complete": check_complete,
     "unique": check_unique,
@@ -246,6 +327,7 @@ RULES: dict[str, Rule] = {
     "mean_near_expected": check_mean_near_expected,
     "ranks_stable": check_ranks_stable,
     "snapshot_current": check_snapshot_current,
+    "features_sound": check_features_sound,
 }
 """Every Data Checker 2 rule by name, in the order they are reported."""
 

@@ -2,23 +2,30 @@
 
 Every score row carries its lineage: the model version, the decision that made it champion, the
 snapshot, the run and the time. Percentile ranks come from the raw (sample-scale) score, ties broken
-by customer_id, so that they are deterministic; decile 1 is the top 10% of scores.
+by customer_id, so that they are deterministic; decile 1 is the top 10% of scores. When the spec opts
+in (`output.reason_codes`), each row also carries its top contributing features
+(`core.model.reasons`); the columns are added to `scores.scores` the first time a cell writes them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import numpy as np
 import pandas as pd
 
 from factory_assets.core.model import metrics, registry
+from factory_assets.core.model.reason_columns import reason_column_types
+from factory_assets.core.model.reasons import reason_codes
 from factory_assets.core.model.registry import ChampionPointer, ModelRecord
 from factory_assets.core.model.store import ModelStore
 from factory_assets.core.model.training import predict_sample_scale
 from factory_assets.core.names import Table
 from factory_assets.core.prep import prepared
-from factory_assets.core.specs import ModelSpec
+from factory_assets.core.release.snapshot_record import verdict_report
+from factory_assets.core.release.tables import add_missing_columns
+from factory_assets.core.specs import ModelSpec, ReasonCodesSpec
 from factory_assets.core.stage import StageContext, StageReport
 from factory_assets.core.warehouse import PartitionCopy
 
@@ -69,6 +76,31 @@ def score_population(
             "scored_at": scored_at,
         }
     )
+
+
+def with_reason_codes(
+    scores: pd.DataFrame, model: object, population: pd.DataFrame, record: ModelRecord, top_n: int
+) -> pd.DataFrame:
+    """`scores` (rows in `population`'s order) with the reason columns of `top_n` slots appended."""
+    found = reason_codes(model, population, record.features, record.categorical, top_n)
+    return pd.concat([scores, found.set_axis(scores.index)], axis=1)
+
+
+def _predict(
+    model: object,
+    population: pd.DataFrame,
+    record: ModelRecord,
+    champion: ChampionPointer,
+    ctx: StageContext,
+    reasons: ReasonCodesSpec,
+) -> tuple[pd.DataFrame, float | None]:
+    """The score rows, with reason codes when the spec opts in; (rows, seconds spent on the reasons)."""
+    scores = score_population(model, population, record, champion, ctx.run_id, ctx.now)
+    if not reasons.enabled:
+        return scores, None
+    started = time.perf_counter()
+    scores = with_reason_codes(scores, model, population, record, reasons.top_n)
+    return scores, time.perf_counter() - started
 
 
 def realised(target: np.ndarray, raw_score: np.ndarray) -> dict[str, float] | None:
@@ -128,8 +160,11 @@ def update_realised_performance(ctx: StageContext, market: str, model: str) -> l
 
 
 def score_cell(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
-    """Score the latest snapshot with the champion, replace the cell's scores, update realised performance."""
-    model = spec.name
+    """Score the latest snapshot with the champion, replace the cell's scores, update realised performance.
+
+    The report names the scored snapshot and its Data Checker 1 verdict, with the reasons of a warning.
+    """
+    model, reasons = spec.name, spec.output.reason_codes
     with ctx.warehouse.session():
         champion = registry.current_champion(ctx.warehouse, market, model)
         if champion is None:
@@ -143,22 +178,29 @@ def score_cell(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
         raise ValueError(f"{market}/{model}: the population of {snapshot} is empty; nothing to score")
     with ctx.warehouse.released():  # a full population's prediction: hold no connection
         model_object = ModelStore(ctx.models_dir).load(record.version)
-        scores = score_population(model_object, population, record, champion, ctx.run_id, ctx.now)
+        scores, reason_seconds = _predict(model_object, population, record, champion, ctx, reasons)
     cell = {"market": market, "model": model}
     history = PartitionCopy(
         Table.SCORE_HISTORY, [*HISTORY_COLUMNS, *cell], {**cell, "snapshot_date": snapshot}
     )
     with ctx.warehouse.session():
+        if reason_seconds is not None:
+            add_missing_columns(ctx.warehouse, Table.SCORES, reason_column_types(reasons.top_n))
         ctx.warehouse.replace_partition(Table.SCORES, scores, cell, ctx.run_id, copies=[history])
         measured = update_realised_performance(ctx, market, model)
+        verdict = verdict_report(ctx.warehouse, market, snapshot)
     report: dict[str, object] = {
         "rows": len(scores),
         "snapshot_date": str(snapshot),
+        **verdict,
         "model_version": record.version,
         "decision_id": champion.decision_id,
         "mean_probability": round(float(scores["probability"].mean()), 6),
         "realised_snapshots_measured": len(measured),
     }
+    if reason_seconds is not None:
+        report["reason_codes_top_n"] = reasons.top_n
+        report["reason_codes_seconds"] = round(reason_seconds, 2)
     if measured:
         report["realised_performance"] = pd.DataFrame(measured).drop(
             columns=["market", "model", "computed_at"]

@@ -2,11 +2,12 @@
 
 Reads (the minimal columns the release needs from upstream):
 `scores.scores` (customer_id, snapshot_date, probability, percentile, decile, model_version and,
-when the scoring stage records it, eligible_rows: the size of the population it scored);
-`prep.tf__<market>__<model>` (a count of the eligible customers at the scored snapshot, used when
-the scores do not carry eligible_rows); `registry.models` (model_version, metrics JSON with
-test_base_rate, or base_rate); `registry.realised_performance` (n and positives of the latest
-labelled scored snapshot: the recent realised rate); `car.<market>` (the latest ingested snapshot).
+when the scoring stage records it, eligible_rows: the size of the population it scored, and the
+reason code columns of a spec that opts in);
+`prep.frames` (the cell's rows: a count of the eligible customers at the scored snapshot, used
+when the scores do not carry eligible_rows); the expected rate (`core.release.expected_rate`: the
+recent realised rate or the champion's test rate, with the champion's mean there); `car.<market>`
+(the latest ingested snapshot).
 Writes: `ops.score_check_results` and `release.releases`, the release ledger: every publication,
 held-back attempt, release under override and withdrawal, with who, when and why.
 """
@@ -14,19 +15,18 @@ held-back attempt, release under override and withdrawal, with who, when and why
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict, dataclass
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from factory_assets.core.names import Table, car_table, frame_table
+from factory_assets.core.model.reason_columns import reason_columns_in
+from factory_assets.core.names import Table, car_table, partition_label
+from factory_assets.core.release.expected_rate import expected_rate
 from factory_assets.core.release.score_checks import RuleResult
 from factory_assets.core.warehouse import Warehouse, column_types
 
-RATE_KEYS = ("test_base_rate", "base_rate")
-"""Keys of the champion's test metrics that hold the natural positive rate (the metrics are on the test)."""
 SCORE_COLUMNS = ["customer_id", "snapshot_date", "probability", "percentile", "decile", "model_version"]
 
 
@@ -68,6 +68,8 @@ class GateFacts:
     expected_rate: float | None
     expected_rate_source: str
     snapshots: MarketSnapshots
+    expected_rate_mean: float | None = None
+    """The champion's mean probability on the labelled population of `expected_rate` (None: unknown)."""
 
 
 def _single(frame: pd.DataFrame, column: str, cell: str) -> object:
@@ -87,7 +89,7 @@ def load_cell_scores(con: duckdb.DuckDBPyConnection, market: str, model: str) ->
     missing = [c for c in SCORE_COLUMNS if c not in available and c != "percentile"]
     if missing:
         raise ValueError(f"{Table.SCORES} lacks column(s) {missing} needed to release {cell}")
-    wanted = [c for c in SCORE_COLUMNS if c in available]
+    wanted = [c for c in SCORE_COLUMNS if c in available] + reason_columns_in(available)
     extra = ", eligible_rows" if "eligible_rows" in available else ""
     frame = _query(
         con,
@@ -110,67 +112,12 @@ def expected_population(
     """The eligible population's size and its source: the scores' own record, else the training frame."""
     if scores.eligible_rows is not None:
         return scores.eligible_rows, f"{Table.SCORES}.eligible_rows"
-    table = frame_table(market, model)
-    if scores.snapshot_date is None or not table_columns(con, table):
+    table = partition_label(Table.FRAMES, market=market, model=model)
+    if scores.snapshot_date is None or not table_columns(con, Table.FRAMES):
         return None, f"neither {Table.SCORES}.eligible_rows nor {table} at the scored snapshot"
-    sql = f"select count(*) as n from {table} where snapshot_date = ?"
-    count = _query(con, sql, [scores.snapshot_date])
+    sql = f"select count(*) as n from {Table.FRAMES} where market = ? and model = ? and snapshot_date = ?"
+    count = _query(con, sql, [market, model, scores.snapshot_date])
     return int(count.iloc[0]["n"]), f"{table} at {scores.snapshot_date}"
-
-
-def _metrics(value: object) -> dict:
-    if isinstance(value, dict):
-        return value
-    return json.loads(str(value)) if value is not None else {}
-
-
-def realised_rate(con: duckdb.DuckDBPyConnection, market: str, model: str) -> tuple[float | None, str]:
-    """The positive rate of the latest scored snapshot whose labels arrived, or None if none did yet.
-
-    The rate belongs to the population, whichever model scored it: of several versions measured on
-    the same snapshot, the one that covered the most customers counts.
-    """
-    if not table_columns(con, Table.REALISED_PERFORMANCE):
-        return None, f"{Table.REALISED_PERFORMANCE} does not exist"
-    rows = _query(
-        con,
-        f"select snapshot_date, n, positives from {Table.REALISED_PERFORMANCE} "
-        "where market = ? and model = ? and n > 0 order by snapshot_date desc, n desc limit 1",
-        [market, model],
-    )
-    if rows.empty:
-        return None, "none recorded for the cell"
-    row = rows.iloc[0]
-    snapshot = pd.Timestamp(row["snapshot_date"]).date()
-    rate = int(row["positives"]) / int(row["n"])
-    return rate, f"realised rate at {snapshot}, {int(row['n'])} customers with known outcome"
-
-
-def expected_rate(
-    con: duckdb.DuckDBPyConnection, market: str, model: str, model_version: str | None
-) -> tuple[float | None, str]:
-    """The recent realised positive rate where labels arrived, else the champion's test rate."""
-    rate, source = realised_rate(con, market, model)
-    if rate is not None:
-        return rate, source
-    test_rate, test_source = test_rate_of(con, model_version)
-    return test_rate, f"{test_source} (no realised rate yet: {source})"
-
-
-def test_rate_of(con: duckdb.DuckDBPyConnection, model_version: str | None) -> tuple[float | None, str]:
-    """The natural positive rate on the champion's out-of-time test (`metrics.test_base_rate`)."""
-    if model_version is None:
-        return None, "no model version on the scores"
-    if not table_columns(con, Table.MODELS):
-        return None, f"{Table.MODELS} does not exist"
-    rows = _query(con, f"select metrics from {Table.MODELS} where model_version = ?", [model_version])
-    if rows.empty:
-        return None, f"{Table.MODELS} has no row for model version {model_version}"
-    metrics = _metrics(rows.iloc[0]["metrics"])
-    for key in RATE_KEYS:
-        if metrics.get(key) is not None:
-            return float(metrics[key]), f"{key} of {model_version[:12]}"
-    return None, f"metrics of {model_version[:12]} hold none of {RATE_KEYS}"
 
 
 def market_snapshots(con: duckdb.DuckDBPyConnection, market: str, scored: dt.date | None) -> MarketSnapshots:
@@ -194,9 +141,9 @@ def load_gate_facts(warehouse: Warehouse, market: str, model: str) -> GateFacts:
     def read(con: duckdb.DuckDBPyConnection) -> GateFacts:
         scores = load_cell_scores(con, market, model)
         rows, rows_source = expected_population(con, market, model, scores)
-        rate, rate_source = expected_rate(con, market, model, scores.model_version)
+        rate = expected_rate(con, market, model, scores.model_version)
         snapshots = market_snapshots(con, market, scores.snapshot_date)
-        return GateFacts(scores, rows, rows_source, rate, rate_source, snapshots)
+        return GateFacts(scores, rows, rows_source, rate.rate, rate.source, snapshots, rate.champion_mean)
 
     return warehouse.execute(read)
 
@@ -236,8 +183,11 @@ RELEASED_UNDER_OVERRIDE = "released_under_override"
 WITHDRAWN = "withdrawn"
 PUBLISHED = (RELEASED, RELEASED_UNDER_OVERRIDE)
 """Ledger statuses that put a release in force."""
-LEDGER_ADDED_COLUMNS = dict.fromkeys(("operator", "overridden_checks", "withdrawn_release_id"), "varchar")
-"""Columns the ledger gained with operator actions; added to a ledger written before them."""
+LEDGER_ADDED_COLUMNS = dict.fromkeys(
+    ("operator", "overridden_checks", "withdrawn_release_id", "restatement"), "varchar"
+)
+"""Columns the ledger gained with operator actions and restatements; added to a ledger written before
+them (their values there read as none)."""
 
 
 def add_missing_columns(warehouse: Warehouse, table: str, columns: dict[str, str]) -> None:
@@ -258,7 +208,9 @@ class ReleaseRecord:
 
     `serving_release_id` is the release in force after the event. Operator actions name the
     `operator`; a release under override keeps the failed rule results it overrode
-    (`overridden_checks`, JSON); a withdrawal names the `withdrawn_release_id`.
+    (`overridden_checks`, JSON); a withdrawal names the `withdrawn_release_id`. A release of a
+    snapshot whose version in the CAR is an accepted restatement names it (`restatement`: the file,
+    its content hash and its verdict record in `ops.car_snapshot_verdicts`).
     """
 
     market: str
@@ -276,6 +228,7 @@ class ReleaseRecord:
     operator: str | None = None
     overridden_checks: str | None = None
     withdrawn_release_id: str | None = None
+    restatement: str | None = None
 
 
 def record_release(warehouse: Warehouse, record: ReleaseRecord, run_id: str) -> None:
@@ -340,4 +293,5 @@ def record_from_entry(entry: dict[str, object]) -> ReleaseRecord:
         operator=text("operator"),
         overridden_checks=text("overridden_checks"),
         withdrawn_release_id=text("withdrawn_release_id"),
+        restatement=text("restatement"),
     )

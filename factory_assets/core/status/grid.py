@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Mapping
 from itertools import product
 
+import duckdb
 import pandas as pd
 from tabulate import tabulate
 
@@ -26,7 +27,7 @@ from factory_assets.core.status.release_state import (
     release_state,
     stale_since,
 )
-from factory_assets.core.warehouse import Warehouse, transaction
+from factory_assets.core.warehouse import MarketWarehouses, Warehouse, transaction
 
 HEALTH_ORDER = {"failing": 0, "attention": 1, "ok": 2}
 DISPLAY_COLUMNS = {
@@ -149,21 +150,30 @@ def worst_first(grid: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def store_status(warehouse: Warehouse, grid: pd.DataFrame, run_id: str) -> int:
-    """Replace `ops.factory_status` with the grid (plus lineage), in one transaction."""
+def store_status(warehouses: MarketWarehouses, grid: pd.DataFrame, run_id: str) -> int:
+    """Replace the stored grid: each market's `ops.factory_status` holds its rows (plus lineage).
 
-    def write(con) -> int:
-        con.register("_grid", grid)
-        with transaction(con):
-            con.execute("create schema if not exists ops")
-            con.execute(
-                f"create or replace table {Table.FACTORY_STATUS} as select *, ? as _run_id, "
-                "current_timestamp::timestamp as _written_at from _grid",
-                [run_id],
-            )
-        return len(grid)
+    One transaction per market file; a market with a file but no row in `grid` loses its stored
+    rows. Read the whole grid back with `MarketWarehouses.union()`.
+    """
+    for market in sorted(set(warehouses.markets()) | set(grid["market"])):
+        rows = grid[grid["market"] == market]
 
-    return warehouse.execute(write)
+        def write(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame = rows) -> None:
+            with transaction(con):
+                if rows.empty:
+                    con.execute(f"drop table if exists {Table.FACTORY_STATUS}")
+                    return
+                con.register("_grid", rows)
+                con.execute("create schema if not exists ops")
+                con.execute(
+                    f"create or replace table {Table.FACTORY_STATUS} as select *, ? as _run_id, "
+                    "current_timestamp::timestamp as _written_at from _grid",
+                    [run_id],
+                )
+
+        warehouses.market(market).execute(write)
+    return len(grid)
 
 
 def _display_value(value: object, column: str) -> object:

@@ -18,6 +18,7 @@ from factory_assets.core.car import check_market
 from factory_assets.core.car.admit import CheckSettings, admit_market, snapshot_verdict
 from factory_assets.core.car.inputs import SnapshotInput
 from factory_assets.core.car.source import read_car_file, scan_landing
+from factory_assets.core.car.verdicts import admitted_verdict
 from factory_assets.core.contract import load_contract
 from factory_assets.core.names import Table
 from factory_assets.core.warehouse import Warehouse
@@ -169,15 +170,33 @@ def test_accepted_restatement_is_admitted_and_recorded(built):
     assert list(stored["restatement"]) == ["accepted"]
 
 
-def test_extreme_psi_on_a_new_month_blocks(built):
-    """Severity matches the harm: a feature x100 in a new month (PSI >= 1) blocks, not only warns."""
+def test_extreme_psi_on_a_new_month_warns_and_records_the_column_for_the_cells(built):
+    """A feature x100 in a new month: admitted with a warning naming the column; the shift is recorded in
+    the verdict, where the release gate of each cell whose champion reads the column finds it."""
     frame = month(MONTHS[3], seed=3)
     frame["viewing_hours"] = frame["viewing_hours"] * 100
     report = admit(built, item(frame, MONTHS[3]))
     (verdict,) = report.verdicts
-    assert verdict.verdict == "block"
-    assert "extreme_psi" in " ".join(verdict.reasons)
-    assert held(built) == MONTHS[:3]
+    assert verdict.verdict == "warn" and verdict.admitted, verdict
+    (reason,) = [r for r in verdict.reasons if r.startswith("extreme_psi")]
+    assert f"extreme_psi (warning): extreme shift vs {MONTHS[2]}" in reason
+    assert "viewing_hours (PSI" in reason
+    assert held(built) == MONTHS
+    stored = admitted_verdict(built, "uk", MONTHS[3])
+    assert stored is not None and stored.verdict == "warn"
+    assert list(stored.extreme.columns) == ["viewing_hours"]
+    assert stored.extreme.columns["viewing_hours"] >= CheckSettings().thresholds.block_psi
+    assert (stored.extreme.block_psi, stored.extreme.previous) == (3.0, str(MONTHS[2]))
+    assert report.gate.status == "ok", "the market goes on: only cells reading the column are held"
+
+
+def test_a_verdict_stored_before_extreme_shifts_were_kept_reads_as_none(built):
+    built.execute(lambda con: con.execute(f"alter table {Table.CAR_VERDICTS} drop column extreme_psi"))
+    stored = admitted_verdict(built, "uk", MONTHS[2])
+    assert stored is not None and stored.extreme.columns == {}
+    report = admit(built, item(month(MONTHS[3], seed=3), MONTHS[3]))
+    assert report.verdicts[0].admitted, "the column is added back on the next write"
+    assert admitted_verdict(built, "uk", MONTHS[2]).extreme.columns == {}
 
 
 def test_semicolon_csv_gets_a_delimiter_hint(tmp_path):

@@ -10,8 +10,8 @@ from sklearn.pipeline import Pipeline
 from support.model_synthetic import month_ends, synthetic_frame, synthetic_samples
 
 from factory_assets.core.model import metrics
-from factory_assets.core.model.calibration import Calibrator, choose_method, fit_calibrator
-from factory_assets.core.model.challenger import family_selection
+from factory_assets.core.model.calibration import Calibrator, choose_method, fit_calibrator, held_out_weights
+from factory_assets.core.model.challenger import family_selection, family_test_metrics
 from factory_assets.core.model.families import choose_family
 from factory_assets.core.model.store import ModelStore, ModelStoreError
 from factory_assets.core.model.training import predict_sample_scale, split_frame
@@ -75,6 +75,69 @@ def test_the_choice_is_repeatable_seeded_and_hashes_the_same(tmp_path, samples, 
     first, second = store.save(choice.winner.trained.model), store.save(again.winner.trained.model)
     assert first == second, "same data and seed must give the same logistic artefact hash"
     assert store.artefact_path(first).suffix == ".pkl"
+    assert store.save(choice.final.model) == store.save(again.final.model), "the refit is seeded too"
+
+
+def _pool(samples):
+    return samples.frame[samples.frame["split"].isin(["train", "validation"])]
+
+
+def test_the_winner_is_refitted_on_train_and_validation_with_what_its_first_fit_found(samples, choice):
+    # given the logistic winner, fitted first on the train split with C chosen there
+    first, final = choice.winner.trained, choice.final
+    assert choice.refitted
+    assert final is not first
+    # then the stored model is the same family with the same C, fitted on train + validation
+    assert final.family == first.family == "logistic"
+    assert final.params["C"] == first.params["C"]
+    assert first.params["C"] == final.model.named_steps["classifier"].C
+    assert final.model.named_steps["columns"].n_features_in_ == len(first.features)
+    imputer = final.model.named_steps["columns"].named_transformers_["numeric"].named_steps["impute"]
+    medians = _pool(samples)[[f for f in first.features if f not in first.categorical]].median()
+    np.testing.assert_allclose(imputer.statistics_, medians.to_numpy(), err_msg="imputed from the pool")
+    assert choice.refit_seconds > 0
+
+
+def test_a_catboost_refit_grows_the_tree_count_early_stopping_found(samples):
+    params = PARAMS.model_copy(update={"families": ["catboost"]})
+    only = choose_family(samples, params, "m1/churn")
+    first, final = only.winner.trained, only.final
+    assert final.model.tree_count_ == first.best_iteration + 1
+    assert final.params["iterations"] == first.best_iteration + 1
+    assert "early_stopping_rounds" not in final.params
+    pool = _pool(samples)
+    raw = predict_sample_scale(final.model, pool, final.features, final.categorical)
+    assert len(raw) == len(pool)
+
+
+def test_the_refit_keeps_the_calibrator_fitted_on_the_first_fits_held_out_rows(samples, choice):
+    # the calibrator maps the first fit's validation predictions, rows that fit never saw
+    validation = split_frame(samples, "validation")
+    first = choice.winner.trained
+    raw = predict_sample_scale(first.model, validation, first.features, first.categorical)
+    y = validation["target"].to_numpy(dtype=int)
+    weights = held_out_weights(y, validation["weight"].to_numpy(dtype=float), samples.beta)
+    expected = fit_calibrator(metrics.correct_probability(raw, samples.beta), y, weights, PARAMS.calibration)
+    assert choice.winner.calibrator == expected
+
+
+def test_refit_off_stores_the_first_fit(samples):
+    params = PARAMS.model_copy(update={"refit": False})
+    plain = choose_family(samples, params, "m1/churn")
+    assert not plain.refitted
+    assert plain.final is plain.winner.trained
+
+
+def test_the_record_keeps_the_first_fit_test_metrics_of_a_refitted_winner(samples, choice):
+    tests = family_test_metrics(choice, split_frame(samples, "test"), samples.beta, 10)
+    first = _test_metrics(choice.winner, samples)
+    record = family_selection(choice, tests, first)
+    winner = next(f for f in record["families"] if f["selected"])
+    other = next(f for f in record["families"] if not f["selected"])
+    assert winner["refit"] is True
+    assert not other["refit"]
+    assert winner["test_first_fit"]["auc"] == first["auc"]
+    assert winner["test"]["auc"] != first["auc"], "the stored model's test metrics are the refit's"
 
 
 @pytest.mark.parametrize("family", ["catboost", "logistic"])
@@ -96,7 +159,8 @@ def test_a_spec_naming_a_family_twice_or_none_is_refused():
 
 
 def test_calibrated_test_metrics_are_present_and_ece_small_on_well_specified_data(choice, samples):
-    result = _test_metrics(choice.winner, samples)
+    # the stored model: the refit, with the calibrator of its first fit
+    result = family_test_metrics(choice, split_frame(samples, "test"), samples.beta, 10)[1]
     assert {"brier", "ece", "calibration", "log_loss"} <= set(result)
     assert len(result["calibration"]) == 10
     assert result["ece"] < 0.02, f"ECE {result['ece']:.4f} on a well-specified, calibrated model"

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from catboost import CatBoostClassifier
 from support.model_synthetic import CATEGORICAL, feature_names, month_ends, synthetic_frame
+from support.prep_frames import write_cell_frame
 
 from factory_assets.core.model.registry import ModelRecord
 from factory_assets.core.model.score_reference import (
@@ -19,7 +20,6 @@ from factory_assets.core.model.score_reference import (
 )
 from factory_assets.core.model.store import ModelStore, ModelStoreError
 from factory_assets.core.model.training import predict_sample_scale
-from factory_assets.core.names import car_table, frame_table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.stage import StageContext
 from factory_assets.core.warehouse import Warehouse
@@ -32,10 +32,7 @@ SNAPSHOTS = month_ends(dt.date(2024, 1, 1), 4)
 def decided(paths: FactoryPaths, warehouse: Warehouse) -> tuple[StageContext, ModelRecord]:
     """A cell's training frame in the warehouse and a small champion in the model store."""
     frame = synthetic_frame(300, SNAPSHOTS, seed=5)
-    for snapshot, part in frame.groupby("snapshot_date"):
-        warehouse.replace_partition(frame_table(MARKET, MODEL), part, {"snapshot_date": snapshot}, "t")
-        car = part[["customer_id", "snapshot_date"]]
-        warehouse.replace_partition(car_table(MARKET), car, {"snapshot_date": snapshot}, "t")
+    write_cell_frame(warehouse, MARKET, MODEL, frame, "t")
     features = feature_names(frame)
     labelled = frame.dropna(subset=["target"])
     model = CatBoostClassifier(iterations=20, depth=3, random_seed=1, thread_count=1, verbose=False)

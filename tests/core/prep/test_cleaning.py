@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from support.prep_frames import cell_frame
 
+from factory_assets.core.prep import prepared
 from factory_assets.core.prep.cleaning import auc_by_group, auc_from_ranks
 from factory_assets.core.prep.frame import build_training_frame
 from factory_assets.core.specs import ModelSpec
@@ -116,13 +118,13 @@ def test_good_variables_are_kept_with_every_rule_recorded(decisions: pd.DataFram
     assert (history.decision == "keep").all(), "history features are exempt from id_like"
 
 
-def test_rare_levels_are_grouped_into_other_in_the_frame(
+def test_rare_levels_read_as_other_from_the_frame(
     frame_warehouse: Warehouse, decisions: pd.DataFrame
 ) -> None:
     row = decisions[(decisions.variable == "region") & (decisions.rule == "categories")].iloc[0]
     assert row.decision == "group"
     assert row.measured == 5
-    levels = set(frame_warehouse.query("select distinct region from prep.tf__uk__c").region)
+    levels = set(cell_frame(frame_warehouse, "uk", "c").region)
     assert levels == {"north", "south", "east", "west", "other"}
 
 
@@ -131,12 +133,23 @@ def test_too_many_levels_keep_the_most_frequent(frame_warehouse: Warehouse, deci
     assert row.decision == "group"
     assert row.measured == 8
     assert row.threshold == 5
-    levels = set(frame_warehouse.query("select distinct shop from prep.tf__uk__c").shop)
+    levels = set(cell_frame(frame_warehouse, "uk", "c").shop)
     assert len(levels) == 5 and "other" in levels, "at most max_categories levels, 'other' included"
 
 
+def test_training_and_scoring_read_the_same_grouped_levels(frame_warehouse: Warehouse) -> None:
+    # given 'tiny', a level rarer than min_category_share, in every snapshot
+    population = prepared.load_population(frame_warehouse, "uk", "c", ["region", "shop"])
+    frame = cell_frame(frame_warehouse, "uk", "c")
+    latest = frame[frame.snapshot_date == frame.snapshot_date.max()].sort_values("customer_id")
+    # then the scoring population reads it as 'other', exactly as the frame training samples from
+    assert "tiny" not in set(population.region)
+    assert population.region.tolist() == latest.region.tolist()
+    assert population.shop.tolist() == latest.shop.tolist()
+
+
 def test_the_frame_keeps_dropped_columns(frame_warehouse: Warehouse) -> None:
-    columns = set(frame_warehouse.query("select * from prep.tf__uk__c limit 1").columns)
+    columns = set(cell_frame(frame_warehouse, "uk", "c").columns)
     assert {"empty", "constant", "ref", "leak", "lab"} <= columns
     assert "joined" not in columns, "unsupported types are recorded, not carried"
 

@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from support.prep_frames import cell_frame
 
 from factory_assets.core.prep.features import plan_features
 from factory_assets.core.prep.frame import build_training_frame
@@ -89,7 +90,7 @@ def frame(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.Da
         part = car[car.snapshot_date == day]
         warehouse.replace_partition("car.uk", part, {"snapshot_date": day}, "test")
     build_training_frame(warehouse, "uk", SPEC, "run")
-    sql = warehouse.query("select * from prep.tf__uk__h order by customer_id, snapshot_date")
+    sql = cell_frame(warehouse, "uk", "h")
     sql["snapshot_date"] = [month(pd.Timestamp(d).date()) for d in sql.snapshot_date]
     return sql, reference(car).sort_values(["customer_id", "snapshot_date"]).reset_index(drop=True)
 

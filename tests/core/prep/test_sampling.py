@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from support.prep_frames import cell_rows
 
-from factory_assets.core.names import frame_table
 from factory_assets.core.prep import prepared
 from factory_assets.core.prep.checks import sample_facts
 from factory_assets.core.prep.frame import build_training_frame
@@ -64,12 +64,13 @@ def test_weight_mode_keeps_rows_and_equalises_weighted_rates() -> None:
 
 
 def test_balancing_keeps_the_ratio_and_records_beta() -> None:
-    spec = SamplingSpec(negatives_per_positive=2.0, max_rows=None)
+    spec = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=None)
     plan = plan_samples(counts(), spec, "uk/m")
     rows, positives = (a + b for a, b in zip(plan.totals("train"), plan.totals("validation"), strict=True))
     assert (rows - positives) / positives == pytest.approx(2.0, rel=0.01)
     negatives_before = sum(s.available for s in plan.strata if s.target == 0 and s.snapshot_date != DAYS[-1])
-    detrended = plan_samples(counts(), SamplingSpec(negatives_per_positive=None, max_rows=None), "uk/m")
+    unbalanced = SamplingSpec(negatives_per_positive=None, max_rows=None, balance_above_rows=None)
+    detrended = plan_samples(counts(), unbalanced, "uk/m")
     negatives_detrended = sum(s.train + s.validation for s in detrended.strata if s.target == 0)
     assert plan.beta == pytest.approx((rows - positives) / negatives_detrended, rel=0.01)
     assert negatives_detrended <= negatives_before
@@ -126,7 +127,8 @@ SPEC = ModelSpec.model_validate({
     "target": {"kind": "label", "column": "lab", "horizon": 1},
     "features": {"exclude": ["lab"],
                  "history": {"columns": ["x"], "lags": [1], "windows": [3], "recency": []}},
-    "sampling": {"negatives_per_positive": 3.0, "max_rows": 5000, "min_positives_per_split": 10},
+    "sampling": {"negatives_per_positive": 3.0, "max_rows": 5000, "min_positives_per_split": 10,
+                 "balance_above_rows": None},
 })  # fmt: skip
 
 
@@ -167,7 +169,8 @@ def test_sample_rates_are_equal_after_detrending(sampled: Warehouse) -> None:
     assert train.rate_before.max() - train.rate_before.min() > 0.08, "the CAR has a trend"
     assert train.rate_after.max() - train.rate_after.min() < 0.01
     written = sampled.query(
-        "select snapshot_date, avg(target) as rate from prep.samples__uk__s where split <> 'test' group by 1"
+        "select snapshot_date, avg(target) as rate from prep.samples where model = 's' and split <> 'test' "
+        "group by 1"
     )
     assert written.rate.max() - written.rate.min() < 0.01, "the stored rows carry the planned rates"
 
@@ -192,9 +195,10 @@ def test_load_model_samples_returns_the_kept_features(sampled: Warehouse) -> Non
 
 
 def test_sampling_is_deterministic(sampled: Warehouse) -> None:
-    first = sampled.query("select customer_id, snapshot_date, split from prep.samples__uk__s order by all")
+    query = "select customer_id, snapshot_date, split from prep.samples where model = 's' order by all"
+    first = sampled.query(query)
     build_model_samples(sampled, "uk", SPEC, "again")
-    second = sampled.query("select customer_id, snapshot_date, split from prep.samples__uk__s order by all")
+    second = sampled.query(query)
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -207,15 +211,14 @@ def test_read_api_of_the_frame(sampled: Warehouse) -> None:
     assert population.target.isna().all()
     older = prepared.load_population(sampled, "uk", "s", [], dt.date(2024, 2, 1))
     assert older.target.notna().all()
-    assert frame_table("uk", "s") == "prep.tf__uk__s"
 
 
 def test_read_api_errors_name_the_column_and_the_snapshot(sampled: Warehouse) -> None:
     with pytest.raises(ValueError, match=r"uk/s: column\(s\) \['nope'\] are not in the training frame"):
         prepared.load_population(sampled, "uk", "s", ["x", "nope"])
-    with pytest.raises(ValueError, match=r"snapshot 2023-01-01 is not in prep\.tf__uk__s"):
+    with pytest.raises(ValueError, match=r"snapshot 2023-01-01 is not in prep\.frames\[market=uk, model=s\]"):
         prepared.load_population(sampled, "uk", "s", [], dt.date(2023, 1, 1))
-    with pytest.raises(ValueError, match=r"uk/other: prep\.samples__uk__other does not exist"):
+    with pytest.raises(ValueError, match=r"uk/other: prep\.samples\[market=uk, model=other\] does not exist"):
         prepared.load_model_samples(sampled, "uk", "other")
 
 
@@ -239,16 +242,37 @@ def test_a_cell_without_positives_fails_before_writing(warehouse: Warehouse) -> 
     build_training_frame(warehouse, "uk", SPEC, "run")
     with pytest.raises(SamplingError, match=r"uk/s: too few positives per split \(minimum 10\): train 0"):
         build_model_samples(warehouse, "uk", SPEC, "run")
-    assert not warehouse.table_exists("prep.samples__uk__s")
+    assert cell_rows(warehouse, "prep.samples", "uk", "s") == 0
 
 
-def test_below_the_row_budget_every_row_is_kept() -> None:
-    # given a pool that balancing would down-sample
-    balanced = plan_samples(counts(), SamplingSpec(negatives_per_positive=2.0, max_rows=None), "uk/m")
-    assert balanced.beta < 1
-    rows = sum(s.available for s in balanced.strata)
-    # when the row budget is above the pool's size, nothing is dropped; below it, balancing acts
-    within = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=rows)
-    assert plan_samples(counts(), within, "uk/m").beta == 1.0
-    above = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=1000)
-    assert plan_samples(counts(), above, "uk/m").beta == pytest.approx(balanced.beta)
+def pool_rows(plan: SamplePlan) -> tuple[int, int]:
+    """(rows, positives) of train + validation."""
+    train, validation = plan.totals("train"), plan.totals("validation")
+    return train[0] + validation[0], train[1] + validation[1]
+
+
+def test_within_the_row_budget_every_row_is_kept_and_detrended_by_weights() -> None:
+    # given a trending pool of 7 x 5000 rows that the ratio alone would down-sample
+    ratio_only = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=None)
+    assert plan_samples(counts(), ratio_only, "uk/m").beta < 1
+    # when the row budget holds the pool
+    plan = plan_samples(counts(), SamplingSpec(negatives_per_positive=2.0, max_rows=None), "uk/m")
+    # then every row is kept (beta 1), the trend is removed by weights, not by dropping rows
+    assert SamplingSpec().balance_above_rows == 50_000, "the default budget"
+    assert plan.beta == 1.0
+    assert pool_rows(plan)[0] == 7 * 5000
+    rates = after_rates(plan, plan.train_snapshots)
+    assert max(rates) - min(rates) < 1e-12
+    assert len({s.weight for s in plan.strata if s.train}) > 2
+
+
+def test_above_the_row_budget_negatives_fill_the_budget_never_below_the_ratio() -> None:
+    spec = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=20_000)
+    plan = plan_samples(counts(), spec, "uk/m")
+    rows, positives = pool_rows(plan)
+    assert 0 < plan.beta < 1
+    assert rows == pytest.approx(20_000, abs=10), "negatives down-sampled just enough to fit the budget"
+    assert (rows - positives) / positives > 2.0
+    tight = SamplingSpec(negatives_per_positive=2.0, max_rows=None, balance_above_rows=1000)
+    rows, positives = pool_rows(plan_samples(counts(), tight, "uk/m"))
+    assert (rows - positives) / positives == pytest.approx(2.0, rel=0.01), "the ratio is the floor"

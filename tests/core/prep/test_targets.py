@@ -6,6 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from support.prep_frames import SHARED_PREP_TABLES, cell_rows, prep_tables
 
 from factory_assets.core.prep.frame import build_training_frame
 from factory_assets.core.prep.targets import TargetError
@@ -44,7 +45,10 @@ def spec(target: dict, **extra: object) -> ModelSpec:
 
 def labels(warehouse: Warehouse, model_spec: ModelSpec) -> dict[tuple[str, dt.date], int | None]:
     build_training_frame(warehouse, "uk", model_spec, "run")
-    frame = warehouse.query(f"select customer_id, snapshot_date, target from prep.tf__uk__{model_spec.name}")
+    frame = warehouse.query(
+        "select customer_id, snapshot_date, target from prep.frames where market = 'uk' and model = ?",
+        [model_spec.name],
+    )
     return {
         (r.customer_id, pd.Timestamp(r.snapshot_date).date()): None if pd.isna(r.target) else int(r.target)
         for r in frame.itertuples()
@@ -140,7 +144,8 @@ def test_a_product_column_that_does_not_exist_names_the_cell_and_column(warehous
     bad = spec({"kind": "movement", "product": "addon_golf", "from": [0], "to": [1]})
     with pytest.raises(TargetError, match=r"uk/m: target.product: column 'addon_golf' does not exist"):
         build_training_frame(warehouse, "uk", bad, "run")
-    assert not warehouse.table_exists("prep.tf__uk__m"), "a failed cell writes nothing"
+    assert cell_rows(warehouse, "prep.frames", "uk", "m") == 0, "a failed cell writes nothing"
+    assert not warehouse.table_exists("prep.history"), "nor the market's history: the spec fails first"
 
 
 def test_a_horizon_beyond_the_data_fails_clearly(warehouse: Warehouse) -> None:
@@ -190,6 +195,7 @@ def test_a_failed_rebuild_leaves_the_previous_frame_and_decisions(warehouse: War
     far = spec({**UPGRADE, "horizon": 3})
     with pytest.raises(TargetError):
         build_training_frame(warehouse, "uk", far, "second")
-    assert set(warehouse.query("select distinct _run_id from prep.tf__uk__m")._run_id) == {"first"}
+    assert set(warehouse.query("select distinct _run_id from prep.frames")._run_id) == {"first"}
     assert set(warehouse.query("select distinct _run_id from prep.variable_decisions")._run_id) == {"first"}
-    assert not warehouse.table_exists("prep.tf__uk__m__stage"), "the staging table is cleaned up"
+    assert set(warehouse.query("select distinct _run_id from prep.frame_columns")._run_id) == {"first"}
+    assert prep_tables(warehouse) <= SHARED_PREP_TABLES, "no staging table is left behind"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factory_assets.core.release import reader as release_reader
 from factory_assets.core.release import store as rs
 from factory_assets.core.release.publish import output_columns, publish
 from factory_assets.core.release.store import CorruptReleaseError, ReleaseStore, ReleaseStoreError
@@ -249,3 +250,47 @@ def test_write_atomic_names_the_file_when_the_disk_fills_and_leaves_the_old_one(
     assert raised.value.errno == errno.ENOSPC
     assert target.read_bytes() == b"old"
     assert [p.name for p in target.parent.iterdir()] == ["m.json"]
+
+
+def test_reason_codes_are_published_last_and_read_back_per_customer(store):
+    # given scores with two reason slots as scoring writes them, and a third slot no customer fills
+    # (scores.scores holds the columns another cell's larger top_n added)
+    scores = scored(n=4).assign(
+        reason_1_feature=pd.array(["arpu", "age", "arpu", None], dtype="string"),
+        reason_1_value=pd.array(["31.5", None, "12", None], dtype="string"),
+        reason_1_contribution=[0.8, -0.4, 0.3, np.nan],
+        reason_2_feature=pd.array(["age", None, None, None], dtype="string"),
+        reason_2_value=pd.array(["40", None, None, None], dtype="string"),
+        reason_2_contribution=[-0.1, np.nan, np.nan, np.nan],
+        reason_3_feature=pd.array([None] * 4, dtype="string"),
+        reason_3_value=pd.array([None] * 4, dtype="string"),
+        reason_3_contribution=np.nan,
+    )
+
+    # when they are published with a CSV
+    manifest, _ = publish(store, "uk", "churn", scores, OutputSpec(format="both", csv=True), NOW)
+
+    # then the two filled slots follow the release id in both files; the empty slot is left out
+    slots = [f"reason_{k}_{kind}" for k in (1, 2) for kind in ("feature", "value", "contribution")]
+    assert manifest.columns == [*output_columns("both"), *slots]
+    frame = store.load_release(manifest)
+    csv = pd.read_csv(store.cell_dir("uk", "churn") / manifest.csv_file)
+    assert list(csv.columns) == manifest.columns
+    assert csv.set_index("customer_id").loc["c0000", "reason_1_value"] == 31.5
+    # and the reader gives each customer its reasons, best first, a missing value left out
+    release = release_reader.load_release(store, manifest)
+    assert release.lookup("c0000")["reasons"] == [
+        {"feature": "arpu", "value": "31.5", "contribution": 0.8},
+        {"feature": "age", "value": "40", "contribution": -0.1},
+    ]
+    assert release.lookup("c0001")["reasons"] == [{"feature": "age", "contribution": -0.4}]
+    assert release.lookup("c0003")["reasons"] == [], "a customer without reasons says so"
+    assert len(frame) == 4
+
+
+def test_a_release_without_reason_codes_gives_no_reasons(store):
+    manifest, _ = publish(store, "uk", "churn", scored(n=4), OutputSpec(format="both"), NOW)
+
+    release = release_reader.load_release(store, manifest)
+    assert "reasons" not in release.lookup("c0000")
+    assert release.reasons == ()

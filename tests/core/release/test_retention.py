@@ -136,7 +136,7 @@ def _releases(paths: FactoryPaths, wh: Warehouse, champion: str) -> list[str]:
 @pytest.fixture(scope="module")
 def built_layout(tmp_path_factory):
     paths = FactoryPaths(tmp_path_factory.mktemp("retention") / "data")
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().market("m1")
     _car(paths, warehouse)
     versions = _registry(paths, warehouse)
     releases = _releases(paths, warehouse, versions["champ"])
@@ -147,7 +147,7 @@ def built_layout(tmp_path_factory):
 def layout(built_layout, tmp_path):
     source, versions, releases = built_layout
     paths = copy_factory(source, tmp_path / "data")  # copy2 keeps the file times the rules depend on
-    return {"paths": paths, "wh": Warehouse(paths.warehouse), "versions": versions, "releases": releases}
+    return {"paths": paths, "wh": paths.warehouses().union(), "versions": versions, "releases": releases}
 
 
 def _names(files) -> set[str]:
@@ -264,7 +264,7 @@ def test_the_harshest_policy_keeps_a_real_factory_serving(tmp_path_factory, tmp_
     far = dt.datetime.now() + dt.timedelta(days=3650)  # every decision old, every file past its grace
     plan = plan_retention(paths, SPECS, RetentionPolicy(keep_releases=0, decision_days=0, grace_hours=0), far)
     apply_retention(paths, plan)
-    wh, store = Warehouse(paths.warehouse), ReleaseStore(paths.releases)
+    wh, store = paths.warehouses().union(), ReleaseStore(paths.releases)
     champion = registry.current_champion(wh, MARKET, MODEL)
     assert ModelStore(paths.models).verify(champion.version).is_file()
     assert store.load_release(store.read_manifest(MARKET, MODEL)) is not None

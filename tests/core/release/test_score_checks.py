@@ -275,3 +275,59 @@ def test_the_expected_rate_rule_names_its_reference():
     )
     assert result.reference == "realised rate at 2024-06-01"
     assert "realised rate" in result.detail
+
+
+def carried(scores: pd.DataFrame, reference: pd.DataFrame, rate: float, seen: float) -> ScoreCheckInputs:
+    """Inputs whose rate `rate` was observed where the champion's mean was `seen`, with a reference."""
+    return inputs(
+        scores,
+        reference,
+        expected_rate=rate,
+        expected_rate_mean=seen,
+        expected_rate_source="realised rate at 2024-06-01",
+        previous_source="last release r1",
+    )
+
+
+def test_a_population_that_moved_since_its_labels_is_expected_at_the_carried_rate():
+    reference = make_scores(seed=1, shift=0.1)  # the champion's mean doubled since the labelled month
+    scores = make_scores(seed=2, shift=0.1)
+    seen = float(make_scores(seed=3)["probability"].mean())
+
+    result = check_mean_near_expected(carried(scores, reference, rate=seen, seen=seen), LIMITS)
+
+    assert result.passed, result.detail
+    assert result.value == pytest.approx(1.0, abs=0.05)
+    assert result.reference.startswith("realised rate at 2024-06-01; carried forward x")
+    assert "on last release r1" in result.reference
+
+
+def test_a_miscalibrated_champion_is_still_caught_after_carrying_forward():
+    reference, scores = make_scores(seed=1), make_scores(seed=2)
+    seen = float(reference["probability"].mean())
+
+    result = check_mean_near_expected(carried(scores, reference, rate=seen / 3, seen=seen), LIMITS)
+
+    assert not result.passed, "the champion predicted 3x the rate observed where its labels arrived"
+    assert result.value == pytest.approx(3.0, rel=0.05)
+
+
+def test_a_broken_feed_against_the_reference_is_still_caught_after_carrying_forward():
+    reference = make_scores(seed=1)
+    seen = float(reference["probability"].mean())
+    broken = make_scores(seed=2, shift=0.25)  # every score lifted since the reference
+
+    result = check_mean_near_expected(carried(broken, reference, rate=seen, seen=seen), LIMITS)
+
+    assert not result.passed
+    assert result.value > LIMITS.max_mean_ratio
+
+
+def test_without_reference_scores_the_rate_is_not_carried_and_says_so():
+    result = check_mean_near_expected(
+        inputs(make_scores(), expected_rate=0.1, expected_rate_mean=0.2, expected_rate_source="test rate"),
+        LIMITS,
+    )
+
+    assert result.reference == "test rate; not carried forward: no reference scores"
+    assert result.value == pytest.approx(float(make_scores()["probability"].mean()) / 0.1)

@@ -242,15 +242,16 @@ def test_the_html_page_makes_failing_cells_stand_out_and_escapes_text(factory):
     assert 'id="filter-health"' in page
 
 
-def test_the_grid_is_stored_as_one_table(factory):
+def test_the_grid_is_stored_per_market_and_read_back_as_one_table(factory, warehouses):
     grid = build_status(factory, ["uk", "de"], ["churn", "addon_kids"], NOW)
-    assert store_status(factory, grid, "run-1") == 4
-    assert store_status(factory, grid.head(2), "run-2") == 2
-    stored = factory.query("select * from ops.factory_status")
-    assert len(stored) == 2
+    assert store_status(warehouses, grid, "run-1") == 4
+    assert warehouses.markets() == ["de", "uk"], "each market's rows in its own file"
+    assert store_status(warehouses, grid.head(2), "run-2") == 2
+    stored = warehouses.union().query("select * from ops.factory_status")
+    assert len(stored) == 2, "a market left out of the grid loses its stored rows"
     assert set(stored["_run_id"]) == {"run-2"}
-    store_status(factory, grid, "run-3")
-    reread = factory.query("select * from ops.factory_status order by market desc, model desc")
+    store_status(warehouses, grid, "run-3")
+    reread = warehouses.union().query("select * from ops.factory_status order by market desc, model desc")
     assert format_status_table(reread) == format_status_table(grid), "the CLI prints the stored grid as built"
 
 
