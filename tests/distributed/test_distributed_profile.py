@@ -6,6 +6,9 @@ one cheap model, so that a market's row is one cell:
    two at once. Every run succeeds, no market ever has two runs at once, and each market's released
    scores equal those of the embedded profile (the same deployment under FACTORY_PROFILE=embedded,
    `factory once`, run meanwhile in a child process): the same rows, probabilities within 1e-9.
+   Then the three markets' rows are submitted at once through the webserver: two rows of two markets
+   run at the same time on the two workers, the third waits for a free slot, all succeed, and the
+   releases still equal the embedded profile's (a rerun on the same data releases nothing new).
 2. A row re-run is launched through the webserver; its worker is killed with SIGKILL (its whole
    process group, as a lost machine) during the run. The run monitor fails the run, a run retry
    re-executes it on the other worker, and the releases equal the clean ones, with no temporary file
@@ -16,6 +19,7 @@ one cheap model, so that a market's row is one cell:
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -28,6 +32,7 @@ import pytest
 from dagster._core.events import DagsterEventType
 from dagster_graphql import DagsterGraphQLClient
 from support.distributed import (
+    ACTIVE,
     MODEL,
     free_port,
     leftover_temp_files,
@@ -128,6 +133,19 @@ def settled(instance):
     return wait_for(instance, rows_released, SETTLE_TIMEOUT, quiet_seconds=12)
 
 
+@pytest.fixture(scope="module")
+def rows_at_once(settled, cluster, instance):
+    """The three markets' row runs, submitted at the same moment through the webserver, once settled."""
+    client = DagsterGraphQLClient("127.0.0.1", port_number=cluster.settings.webserver_port)
+    submitted = {client.submit_job_execution("factory_row_job", tags=_row_tags(m)) for m in MARKETS}
+
+    def finished(runs) -> bool:
+        return {r.run_id for r in runs if r.run_id in submitted and r.status not in ACTIVE} == submitted
+
+    runs = wait_for(instance, finished, SETTLE_TIMEOUT, quiet_seconds=12)
+    return [r for r in runs if r.run_id in submitted], runs
+
+
 def released(paths: FactoryPaths, market: str) -> pd.DataFrame:
     """The release in force of `market`'s cell, rows in a stable order."""
     store = ReleaseStore(paths.releases)
@@ -180,15 +198,30 @@ def test_three_markets_rows_run_on_two_workers_and_equal_the_embedded_profile(se
         assert np.allclose(mine[numeric], theirs[numeric], rtol=0, atol=1e-9), f"{market}: the scores differ"
 
 
+def test_three_markets_rows_submitted_at_once_share_the_two_workers(rows_at_once, embedded, cluster):
+    rows, everything = rows_at_once
+    assert sorted(r.market for r in rows) == sorted(MARKETS), rows
+    assert all(r.status == SUCCESS for r in rows), f"rows that did not succeed: {rows}"
+    assert len({r.worker for r in rows}) == 2, f"the rows did not spread over both workers: {rows}"
+    pairs = [(a, b) for a, b in itertools.combinations(rows, 2) if overlap(a, b)]
+    assert pairs, f"no two markets' rows ran at once: {rows}"
+    assert all(a.worker != b.worker for a, b in pairs), f"two rows at once on one worker: {pairs}"
+    all_three = [
+        t
+        for t in itertools.combinations(rows, 3)
+        if all(overlap(a, b) for a, b in itertools.combinations(t, 2))
+    ]
+    assert not all_three, f"three rows ran at once on two single-slot workers: {rows}"
+    for market in MARKETS:
+        own = [r for r in everything if r.market == market]
+        twice = [(a, b) for a in own for b in own if a.run_id < b.run_id and overlap(a, b)]
+        assert not twice, f"market {market} ran two runs at once: {twice}"
+    assert comparable_release_state(cluster.deployment.paths) == comparable_release_state(embedded)
+
+
 def test_a_killed_worker_s_run_is_retried_on_the_other_worker(settled, embedded, cluster, instance):
     client = DagsterGraphQLClient("127.0.0.1", port_number=cluster.settings.webserver_port)
-    cell = f"{KILLED_MARKET}|{MODEL}"
-    tags = {
-        "dagster/asset_partition_range_start": cell,
-        "dagster/asset_partition_range_end": cell,
-        "factory/market": KILLED_MARKET,
-    }
-    run_id = client.submit_job_execution("factory_row_job", tags=tags)
+    run_id = client.submit_job_execution("factory_row_job", tags=_row_tags(KILLED_MARKET))
     worker = _worker_once_a_step_runs(instance, run_id, timeout=180)
     cluster.table.kill(worker.partition("@")[0])
 
@@ -236,6 +269,16 @@ def _worker_once_a_step_runs(instance: dg.DagsterInstance, run_id: str, timeout:
                 return worker
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} started no step within {timeout:.0f} s")
+
+
+def _row_tags(market: str) -> dict[str, str]:
+    """The tags of a market's row run (the deployment's row is its one cell)."""
+    cell = f"{market}|{MODEL}"
+    return {
+        "dagster/asset_partition_range_start": cell,
+        "dagster/asset_partition_range_end": cell,
+        "factory/market": market,
+    }
 
 
 def _children(instance: dg.DagsterInstance, run_id: str) -> set[str]:
