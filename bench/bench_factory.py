@@ -45,7 +45,13 @@ from factory_assets.core.model.challenger import train_challenger_if_triggered
 from factory_assets.core.model.decision import decide_champion
 from factory_assets.core.model.drift_stage import measure_drift
 from factory_assets.core.model.store import ModelStore
-from factory_assets.core.model.training import catboost_params, make_pool, model_frame, split_frame
+from factory_assets.core.model.training import (
+    as_object_categories,
+    catboost_params,
+    make_pool,
+    model_frame,
+    split_frame,
+)
 from factory_assets.core.names import Table, car_table
 from factory_assets.core.paths import FactoryPaths
 from factory_assets.core.prep import prepared
@@ -145,33 +151,40 @@ class PlainFactory:
     """The same core functions in a plain loop, with the same per-cell gate and status records."""
 
     def __init__(self, paths: FactoryPaths) -> None:
-        self.paths, self.contract, run_id = paths, load_contract(), "plain"
-        self.warehouse = Warehouse(paths.warehouse)
-        self.ctx = StageContext(self.warehouse, paths.models, paths.reports, paths.releases, run_id)
-        self.stages = _stages(self.ctx, self.warehouse, ReleaseStore(paths.releases))
+        self.paths, self.contract, self.run_id = paths, load_contract(), "plain"
+        self.warehouses = paths.warehouses()
         self.folder = LandingResource(landing_dir=str(paths.landing), settle_seconds=0).folder()
         self.per_stage: dict[str, float] = defaultdict(float)
 
+    def context(self, market: str) -> StageContext:
+        """The stage context of one market's row: its own warehouse file, as `cellrun.stage_context`."""
+        paths = self.paths
+        return StageContext(
+            self.warehouses.market(market), paths.models, paths.reports, paths.releases, self.run_id
+        )
+
     def market(self, market: str, seconds: dict) -> None:
         """The staged ingest (Data Checker 1 per snapshot, then admission), then every stage of the row."""
-        wh, contract, rid = self.warehouse, self.contract, self.ctx.run_id
+        ctx = self.context(market)
+        wh, contract, rid = ctx.warehouse, self.contract, self.run_id
+        stages = _stages(ctx, wh, ReleaseStore(self.paths.releases))
         with common.timed(f"ingest {market}", seconds):
             inputs, problems = collect_inputs(self.folder, [], market, contract.customer_key)
             admit_market(wh, market, inputs, problems, contract, rid, checker_settings(market))
         with common.timed(f"row {market}", seconds):
-            for stage, (upstream, work) in self.stages.items():
+            for stage, (upstream, work) in stages.items():
                 start = time.perf_counter()
                 with wh.session():  # as `cellrun.run_cells`: one connection for the stage's cells
                     for model in MODELS:
-                        _cell(self.ctx, stage, upstream, work, market, model)
+                        _cell(ctx, stage, upstream, work, market, model)
                 self.per_stage[stage] += time.perf_counter() - start
 
     def status(self, markets: list[str], seconds: dict) -> None:
-        """The status grid, stored and rendered."""
+        """The status grid, read over every market's file, stored per market and rendered."""
         with common.timed("status", seconds):
             now = utc_now()
-            grid = build_status(self.warehouse, markets, MODELS, now)
-            store_status(self.warehouse, grid, self.ctx.run_id)
+            grid = build_status(self.warehouses.union(markets), markets, MODELS, now)
+            store_status(self.warehouses, grid, self.run_id)
             page = render_status_html(grid, now).encode("utf-8")
             write_atomic(self.paths.reports / "status.html", page)
 
@@ -279,7 +292,7 @@ def scoring_throughput(
     call, as a data scientist's own call would) and on a ready `Pool` (the bare tree evaluation).
     Also returns the end-to-end time split into phases, summed over the cells.
     """
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = paths.warehouses().market(market)
     fresh = root / "throughput_releases"
     ctx = StageContext(warehouse, paths.models, paths.reports, fresh, "throughput")
     rows: list[dict[str, object]] = []
@@ -311,19 +324,27 @@ def scoring_throughput(
 
 
 def _raw_predict(ctx: StageContext, market: str, model: str) -> dict[str, object]:
-    """Raw `predict_proba` of the cell's champion on the rows it scored: on a DataFrame and on a Pool."""
+    """Raw `predict_proba` of the cell's champion on the rows it scored: on a DataFrame and on a Pool.
+
+    A linear champion (scikit-learn pipeline) has no Pool: both figures are its `predict_proba` on
+    the feature frame it takes.
+    """
     champion = registry.current_champion(ctx.warehouse, market, model)
     record = registry.model_record(ctx.warehouse, market, model, champion.version)
     population = prepared.load_population(ctx.warehouse, market, model, record.features)
+    booster = ModelStore(ctx.models_dir).load(record.version)
     frame = model_frame(population, record.features, record.categorical)
-    pool = make_pool(population, record.features, record.categorical)
-    booster = ctx.store.load(record.version)
+    if isinstance(booster, CatBoostClassifier):
+        ready = make_pool(population, record.features, record.categorical)
+    else:
+        frame = ready = as_object_categories(frame, record.categorical)
     with common.Timer() as on_frame:
         booster.predict_proba(frame)
     with common.Timer() as on_pool:
-        booster.predict_proba(pool)
+        booster.predict_proba(ready)
     return {
         "rows": len(population),
+        "family": "catboost" if isinstance(booster, CatBoostClassifier) else "logistic",
         "raw_frame_s": round(on_frame.seconds, 3),
         "raw_pool_s": round(on_pool.seconds, 3),
     }
@@ -335,8 +356,9 @@ def compute_limit(paths: FactoryPaths, markets: list[str]) -> float:
     Cells whose `scores` stage did not succeed (e.g. too few positives to sample) are left out, as
     the factory trained nothing for them either.
     """
-    warehouse, total = Warehouse(paths.warehouse), 0.0
+    total = 0.0
     for market in markets:
+        warehouse = paths.warehouses().market(market)
         for model in MODELS:
             if cell_status.upstream_problem(warehouse, market, model, ["scores"]) is not None:
                 continue
@@ -386,7 +408,7 @@ def main() -> None:
             dagster_status(defs, instance, dagster_s)
             plain.status(markets, plain_s)
         per_stage = dict(plain.per_stage)
-        enlarge_population(Warehouse(plain_paths.warehouse), markets[0], args.score_copies)
+        enlarge_population(plain_paths.warehouses().market(markets[0]), markets[0], args.score_copies)
         throughput, scoring_profile = scoring_throughput(plain_paths, markets[0], root)
         limit_s = compute_limit(plain_paths, markets)
         loads.append(f"end: {common.load_note()}")

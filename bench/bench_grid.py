@@ -22,27 +22,10 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
+import common
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_STAGES = ("challenger_model", "champion_model", "scores")
-
-
-def write_specs(folder: Path, count: int) -> list[str]:
-    """`count` specs in `folder`: the demo's own first, then seeded copies of them."""
-    base = sorted((REPO / "model_specs").glob("*.yaml"))
-    names = []
-    for k in range(count):
-        source = base[k % len(base)]
-        spec = yaml.safe_load(source.read_text(encoding="utf-8"))
-        copy = k // len(base)
-        name = source.stem if copy == 0 else f"{source.stem}_s{copy}"
-        if copy:
-            spec.setdefault("model", {})["seed"] = 42 + copy
-            spec.setdefault("sampling", {})["seed"] = 42 + copy
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-        names.append(name)
-    return names
 
 
 def main() -> None:
@@ -59,7 +42,7 @@ def main() -> None:
         shutil.copytree(REPO / "config", project / "config")
         specs = project / "model_specs"
         specs.mkdir()
-        names = write_specs(specs, args.models)
+        names = common.write_specs(specs, args.models)
         os.environ["FACTORY_PROJECT_DIR"] = str(project)
         run(args, Path(tmp), names)
 
@@ -68,7 +51,6 @@ def run(args: argparse.Namespace, root: Path, names: list[str]) -> None:
     """Land the grid's CAR, then per market: Dagster ingest + row run, then CatBoost alone."""
     sys.path.insert(0, str(Path(__file__).parent))
     import bench_factory as bf  # imports the factory: FACTORY_PROJECT_DIR must be set before
-    import common
     import dagster as dg
 
     from factory_assets.core import cell_status
@@ -130,7 +112,6 @@ def _market_row(market: str, seconds: dict, stages: dict, catboost: float) -> di
 
 def report(args, markets, seconds, stages, catboost, landing_s, loads, scored, per_market) -> None:
     """Print the figures and, with --write-doc, write the section."""
-    import common
 
     factory_s = sum(v for k, v in seconds.items() if not k.startswith("catboost") and k != "status")
     model_s = sum(stages.get(s, 0.0) for s in MODEL_STAGES)

@@ -2,6 +2,14 @@
 
     .venv/bin/python bench/bench_prepare.py --sizes 100000 300000 --months 24 --models churn --write-doc
     .venv/bin/python bench/bench_prepare.py --sizes 50000 --models churn addon_kids ... --history union
+    .venv/bin/python bench/bench_prepare.py --sizes 1000000 --spec-copies 18 --models all --row --write-doc
+
+`--row` (issue 16) prepares, per size and each from a warehouse without prepared data, first one
+model alone (`--one`, churn: the spec with the most history features; its own history windows,
+frame and samples: what preparing one model cost before history was shared) and then the market's
+whole row (every model of `--models`; history as `--history` says), and reports the ratio.
+`--spec-copies N` runs against a deployment of N specs: the demo's six, then seeded copies of them
+(`<spec>_s<k>`), as `bench_grid.py` builds its 18 models.
 
 For each size the demo market is generated once into `<data-dir>/<customers>x<months>/warehouse.duckdb`
 and reused afterwards: every snapshot goes through the ingest's own `prepare_snapshot` (contract
@@ -20,7 +28,9 @@ import argparse
 import datetime as dt
 import logging
 import multiprocessing
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +51,7 @@ from factory_assets.specs_registry import SPECS
 
 log = logging.getLogger("bench_prepare")
 MARKET = "bench"
+COPIES_ENV = "BENCH_SPEC_COPIES"
 
 
 def _generate(path: str, customers: int, months: int, seed: int) -> None:
@@ -99,8 +110,14 @@ def _history_row(warehouse: Warehouse, models: list[str], memory_limit: str) -> 
     }
 
 
+def _reset(warehouse: Warehouse) -> None:
+    """Drop every prepared table (the `prep` schema), so that a run starts from the CAR alone."""
+    warehouse.execute(lambda con: con.execute("drop schema if exists prep cascade"))
+
+
 def _prepare(path: str, models: list[str], memory_limit: str, history: str, out) -> None:
     warehouse = Warehouse(Path(path))
+    _reset(warehouse)
     rows = [_history_row(warehouse, models, memory_limit)] if history == "union" else []
     for model in models:
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -171,7 +188,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000], help="customers per run")
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--models", nargs="+", default=["churn"], choices=sorted(SPECS))
+    parser.add_argument(
+        "--models", nargs="+", default=["churn"], choices=["all", *sorted(SPECS)],
+        help="model specs to prepare; `all` = every spec of the deployment",
+    )  # fmt: skip
+    parser.add_argument("--spec-copies", type=int, help="N specs: the demo's six + seeded copies")
+    parser.add_argument(
+        "--row", action="store_true",
+        help="prepare --one alone, then the whole row, each from scratch, and report the ratio",
+    )  # fmt: skip
+    parser.add_argument("--one", default="churn", help="with --row: the model prepared alone")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "hb_bench" / "prepare")
     parser.add_argument("--memory-limit", default=BUILD_MEMORY_LIMIT, help="DuckDB memory limit, e.g. 1GB")
     parser.add_argument("--write-doc", action="store_true", help="replace this section of docs/benchmarks.md")
@@ -180,7 +206,14 @@ def main() -> None:
         help="per-cell: each training_frame extends the market's history; union: build it once first",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.spec_copies and os.environ.get(COPIES_ENV) != str(args.spec_copies):
+        _rerun_with_copies(args.data_dir, args.spec_copies)
+    if args.models == ["all"]:
+        args.models = sorted(SPECS)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.row:
+        run_rows(args)
+        return
     results, loads = [], []
     for customers in args.sizes:
         path = args.data_dir / f"{customers}x{args.months}" / "warehouse.duckdb"
@@ -195,19 +228,89 @@ def main() -> None:
         report(args, results, loads)  # after every size, so a run stopped early keeps what it measured
 
 
+def _rerun_with_copies(data_dir: Path, copies: int) -> None:
+    """Run this script again on a deployment of `copies` specs (FACTORY_PROJECT_DIR is read at import)."""
+    project = data_dir / f"deployment_{copies}_specs"
+    if project.exists():
+        shutil.rmtree(project)
+    project.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(common.REPO_ROOT / "config", project / "config")
+    (project / "model_specs").mkdir()
+    common.write_specs(project / "model_specs", copies)
+    os.environ.update({"FACTORY_PROJECT_DIR": str(project), COPIES_ENV: str(copies)})
+    os.execv(sys.executable, [sys.executable, __file__, *sys.argv[1:]])
+
+
+def _total(rows: list[dict], column: str) -> float:
+    return sum(float(r[column]) for r in rows if r[column] != "")
+
+
+def run_rows(args: argparse.Namespace) -> None:
+    """Per size: the first model alone, then the whole row, each from scratch; the ratio of their times."""
+    results, summary, loads = [], [], []
+    one = [args.one]
+    for customers in args.sizes:
+        path = args.data_dir / f"{customers}x{args.months}" / "warehouse.duckdb"
+        generated = ensure_market(path, customers, args.months, args.seed)
+        log.info("%d customers: generated in %.0f s", customers, generated)
+        loads.append(f"{customers:,} customers, before: {common.load_note()}")
+        alone = prepare_size(path, one, args.memory_limit, "per-cell")
+        loads.append(f"{customers:,} customers, after {one[0]} alone: {common.load_note()}")
+        row = prepare_size(path, args.models, args.memory_limit, args.history)
+        loads.append(f"{customers:,} customers, after the row: {common.load_note()}")
+        for label, rows in ((f"{one[0]} alone", alone), (f"row of {len(args.models)}", row)):
+            results += [{"customers": customers, "run": label, **r} for r in rows]
+        alone_s = _total(alone, "training_frame_s") + _total(alone, "model_samples_s")
+        row_s = _total(row, "training_frame_s") + _total(row, "model_samples_s")
+        summary.append(
+            {
+                "customers": customers,
+                "models": len(args.models),
+                "one_model_s": round(alone_s),
+                "row_s": round(row_s),
+                "row_over_one": round(row_s / alone_s, 2),
+                "peak_rss_one_mb": max(r["peak_rss_after_frame_mb"] for r in alone),
+                "peak_rss_row_mb": max(
+                    max(r["peak_rss_after_frame_mb"], r["peak_rss_after_samples_mb"] or 0) for r in row
+                ),
+            }
+        )
+        log.info("%s", summary[-1])
+        report_rows(args, results, summary, loads)
+
+
+def report_rows(args: argparse.Namespace, results: list[dict], summary: list[dict], loads: list[str]) -> None:
+    """Print the row comparison and, with --write-doc, replace its section."""
+    table, totals = common.markdown_table(results), common.markdown_table(summary)
+    body = (
+        f"One market, {args.months} months, {len(args.models)} model specs ({', '.join(args.models)}), "
+        f"DuckDB memory limit {args.memory_limit}, each run in a fresh process from a warehouse without "
+        f"prepared data (peak RSS = that process's `ru_maxrss`). `{args.one} alone` builds its "
+        f"own history windows, frame and samples (what one model's preparation cost before the "
+        f"history was shared); the row builds the history once for the union of the specs "
+        f"(`--history {args.history}`), then every model's frame and samples.\n\n{totals}\n\n"
+        f"Per step:\n\n{table}"
+    )
+    _publish(args, "prepare_row", "Preparing a market's whole row (issue 16)", body, loads)
+
+
+def _publish(args: argparse.Namespace, name: str, title: str, body: str, loads: list[str]) -> None:
+    print(body, flush=True)
+    if args.write_doc:
+        common.write_section(name, common.section(title, body, loads))
+
+
 def report(args: argparse.Namespace, results: list[dict[str, object]], loads: list[str]) -> None:
     """Print the figures so far and, with --write-doc, replace the section."""
     table = common.markdown_table(results)
     exponents = common.markdown_table(_exponents(results, args.models))
-    print(table, "\n\ngrowth exponents (log-log slope):\n" + exponents, flush=True)
-    if args.write_doc:
-        body = (
-            f"One market, {args.months} months, model(s) {', '.join(args.models)}, DuckDB memory limit "
-            f"{args.memory_limit} (the stage's `BUILD_MEMORY_LIMIT` unless overridden), each size in a "
-            f"fresh process (peak RSS = that process's `ru_maxrss`), history {args.history}.\n\n{table}\n\n"
-            f"Growth exponents (log-log slope over the sizes run; 1.0 = linear):\n\n{exponents}"
-        )
-        common.write_section("prepare", common.section("Preparation scale (issue 3)", body, loads))
+    body = (
+        f"One market, {args.months} months, model(s) {', '.join(args.models)}, DuckDB memory limit "
+        f"{args.memory_limit} (the stage's `BUILD_MEMORY_LIMIT` unless overridden), each size in a "
+        f"fresh process (peak RSS = that process's `ru_maxrss`), history {args.history}.\n\n{table}\n\n"
+        f"Growth exponents (log-log slope over the sizes run; 1.0 = linear):\n\n{exponents}"
+    )
+    _publish(args, "prepare", "Preparation scale (issue 3)", body, loads)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -170,3 +172,20 @@ def write_section(name: str, text: str, doc: Path = DOC) -> None:
     else:
         updated = f"{current.rstrip()}\n\n{block}\n"
     doc.write_text(updated, encoding="utf-8")
+
+
+def write_specs(folder: Path, count: int) -> list[str]:
+    """`count` specs in `folder`: the demo's own first, then seeded copies of them."""
+    base = sorted((REPO_ROOT / "model_specs").glob("*.yaml"))
+    names = []
+    for k in range(count):
+        source = base[k % len(base)]
+        spec = yaml.safe_load(source.read_text(encoding="utf-8"))
+        copy = k // len(base)
+        name = source.stem if copy == 0 else f"{source.stem}_s{copy}"
+        if copy:
+            spec.setdefault("model", {})["seed"] = 42 + copy
+            spec.setdefault("sampling", {})["seed"] = 42 + copy
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+        names.append(name)
+    return names
