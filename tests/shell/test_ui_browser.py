@@ -152,7 +152,8 @@ def ui_url(factory_home):
                 time.sleep(1)  # polling interval while the server starts, not a wait for the UI
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        # Ctrl+C is what `dagster dev` shuts down on; after SIGTERM it waited out the whole minute below.
+        os.killpg(process.pid, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(60)
         with contextlib.suppress(ProcessLookupError):  # whatever outlived it (code server, run workers)
