@@ -52,6 +52,10 @@ from factory_assets.specs_registry import SPECS
 log = logging.getLogger("bench_prepare")
 MARKET = "bench"
 COPIES_ENV = "BENCH_SPEC_COPIES"
+ROW_HISTORY = {
+    "union": "builds the history once for the union of the specs",
+    "per-cell": "builds the history with its first model and extends it with each later one asking for more",
+}
 
 
 def _generate(path: str, customers: int, months: int, seed: int) -> None:
@@ -246,7 +250,7 @@ def _total(rows: list[dict], column: str) -> float:
 
 
 def run_rows(args: argparse.Namespace) -> None:
-    """Per size: the first model alone, then the whole row, each from scratch; the ratio of their times."""
+    """Per size: `--one` alone, then the whole row, each from scratch; the ratio of their times."""
     results, summary, loads = [], [], []
     one = [args.one]
     for customers in args.sizes:
@@ -287,8 +291,8 @@ def report_rows(args: argparse.Namespace, results: list[dict], summary: list[dic
         f"DuckDB memory limit {args.memory_limit}, each run in a fresh process from a warehouse without "
         f"prepared data (peak RSS = that process's `ru_maxrss`). `{args.one} alone` builds its "
         f"own history windows, frame and samples (what one model's preparation cost before the "
-        f"history was shared); the row builds the history once for the union of the specs "
-        f"(`--history {args.history}`), then every model's frame and samples.\n\n{totals}\n\n"
+        f"history was shared); the row {ROW_HISTORY[args.history]} (`--history {args.history}`), "
+        f"then every model's frame and samples.\n\n{totals}\n\n"
         f"Per step:\n\n{table}"
     )
     _publish(args, "prepare_row", "Preparing a market's whole row (issue 16)", body, loads)
