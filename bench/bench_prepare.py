@@ -17,9 +17,10 @@ validation, date types, `_source_file`) into Parquet, then into `car.bench` in o
 (the per-snapshot `replace_partition` of the real ingest is far slower and is not what is measured).
 Each size is then prepared in a fresh child process, so its peak RSS is its own; the growth exponent
 is the log-log slope of time (and of peak RSS) over the sizes run. The market's history features
-are built by the first model's `training_frame` and extended by the later ones (`--history per-cell`,
-what the stage does alone), or built once for the union of the models first (`--history union`, a
-`history` row of its own).
+are built once for the union of the models first (`--history union`, the default, a `history` row of
+its own: `build_row_history`, what the `training_frame` step does before a row's cells), or by the
+first model's `training_frame` and extended by the later ones (`--history per-cell`, what each
+cell's frame does alone).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from factory_assets.core.car.ingest import prepare_snapshot
 from factory_assets.core.car.inputs import SnapshotInput
 from factory_assets.core.contract import load_contract
 from factory_assets.core.prep.frame import build_training_frame
-from factory_assets.core.prep.history import build_market_history
+from factory_assets.core.prep.history import build_row_history
 from factory_assets.core.prep.samples import build_model_samples
 from factory_assets.core.prep.sql import BUILD_MEMORY_LIMIT
 from factory_assets.core.warehouse import Warehouse
@@ -53,7 +54,7 @@ log = logging.getLogger("bench_prepare")
 MARKET = "bench"
 COPIES_ENV = "BENCH_SPEC_COPIES"
 ROW_HISTORY = {
-    "union": "builds the history once for the union of the specs",
+    "union": "builds the history once for the union of the specs (`build_row_history`, as the step does)",
     "per-cell": "builds the history with its first model and extends it with each later one asking for more",
 }
 
@@ -98,7 +99,8 @@ def ensure_market(path: Path, customers: int, months: int, seed: int) -> float:
 
 def _history_row(warehouse: Warehouse, models: list[str], memory_limit: str) -> dict:
     start, cpu = time.perf_counter(), time.process_time()
-    history = build_market_history(warehouse, MARKET, [SPECS[m] for m in models], "bench", memory_limit)
+    row = build_row_history(warehouse, MARKET, [SPECS[m] for m in models], "bench", memory_limit)
+    history = row.summary
     return {
         "model": "history",
         "training_frame_s": round(time.perf_counter() - start, 1),
@@ -206,8 +208,8 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=BUILD_MEMORY_LIMIT, help="DuckDB memory limit, e.g. 1GB")
     parser.add_argument("--write-doc", action="store_true", help="replace this section of docs/benchmarks.md")
     parser.add_argument(
-        "--history", choices=("per-cell", "union"), default="per-cell",
-        help="per-cell: each training_frame extends the market's history; union: build it once first",
+        "--history", choices=("per-cell", "union"), default="union",
+        help="union: build it once first, as the step does; per-cell: each training_frame extends it",
     )  # fmt: skip
     args = parser.parse_args()
     if args.spec_copies and os.environ.get(COPIES_ENV) != str(args.spec_copies):

@@ -17,6 +17,7 @@ from factory_assets.core import cell_status
 from factory_assets.core.names import Stage
 from factory_assets.core.prep.checks import SampleFacts, sample_facts
 from factory_assets.core.prep.frame import training_frame_stage
+from factory_assets.core.prep.history import RowHistory, build_row_history
 from factory_assets.core.prep.samples import model_samples_stage
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
@@ -46,13 +47,24 @@ def training_frame(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     (lags, rolling aggregates, deltas, trends, recency) over calendar months. Each candidate
     variable is measured (missing share, dominant share, distinct / rows, single-variable AUC,
     levels) and kept, dropped or grouped, with the reason, in `prep.variable_decisions`.
-    The market's history features are computed once and shared by its models (`prep.history`,
-    extended with the columns a spec adds); the cell keeps only its keys and target (`prep.frames`)
-    and its candidate columns (`prep.frame_columns`), joined to the CAR and history when read.
+    The market's history features are computed once and shared by its models (`prep.history`):
+    a run over several cells of a market builds them first for the union of their specs, in one
+    pass over the CAR; a later spec extends them with the columns it adds. The cell keeps only its
+    keys and target (`prep.frames`) and its candidate columns (`prep.frame_columns`), joined to the
+    CAR and history when read.
     """
+    rows = _row_specs(cells_of(context))
+    histories: dict[str, RowHistory | None] = {}
 
     def work(ctx: StageContext, spec: ModelSpec, market: str) -> StageReport:
+        if market not in histories:  # the row's first cell past the gate (Data Checker 1 is market-wide)
+            # Tried once: if it raises, this cell fails with the error and each later one builds its own.
+            histories[market] = None
+            histories[market] = _row_history(context, ctx, market, rows[market])
         report = training_frame_stage(ctx, spec, market)
+        row = histories[market]
+        if row is not None:
+            report = {**report, **row.metadata()}
         if report["positives"] == 0:
             context.log.warning(f"training_frame {market}/{spec.name}: the labelled rows hold no positive")
         if report["scoring_rows"] == 0:
@@ -63,6 +75,31 @@ def training_frame(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return report
 
     return run_stage(context, Stage.TRAINING_FRAME, [Stage.DATA_CHECKER_1], work)
+
+
+def _row_specs(cells: list[Cell]) -> dict[str, list[ModelSpec]]:
+    """Per market, the specs of the run's cells."""
+    rows: dict[str, list[ModelSpec]] = {}
+    for cell in cells:
+        rows.setdefault(cell.market, []).append(SPECS[cell.model])
+    return rows
+
+
+def _row_history(
+    context: dg.AssetExecutionContext, ctx: StageContext, market: str, specs: list[ModelSpec]
+) -> RowHistory | None:
+    """The market's history for the union of the run's specs, in one pass (None: a single cell's own)."""
+    if len(specs) < 2:
+        return None
+    row = build_row_history(ctx.warehouse, market, specs, ctx.run_id)
+    summary = row.summary
+    context.log.info(
+        f"training_frame {market}: history {summary.action} for {len(row.specs)} models at once "
+        f"({summary.features} features, {len(summary.computed)} computed, {summary.rows} rows)"
+    )
+    for name, why in row.left_out.items():
+        context.log.warning(f"training_frame {market}/{name}: left out of the row's history: {why}")
+    return row
 
 
 @dg.asset(

@@ -101,6 +101,10 @@ def test_materialisations_and_checks_report_the_cells(
     churn = metadata["training_frame"]["uk/churn"].value
     assert churn["labelled_snapshots"] == 10
     assert churn["positives"] > 0
+    built = [metadata["training_frame"][f"uk/{m}"].value for m in [*GOOD, BROKEN]]
+    assert {(c["history_row_action"], c["history_action"]) for c in built} == {("built", "current")}, (
+        "the row's history is built once for every cell before the first; no cell computes its own"
+    )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["training_frame_cells_ok"].passed
     assert f"uk/{NO_PRODUCT}" in checks["training_frame_cells_ok"].metadata["not_ok"].value

@@ -216,11 +216,18 @@ class _Work:
     """Stored features whose source column the CAR no longer holds as a number: no longer computed."""
 
 
-def _plan(con: duckdb.DuckDBPyConnection, market: str, specs: Iterable[ModelSpec]) -> _Work:
+def car_columns(con: duckdb.DuckDBPyConnection, market: str) -> dict[str, str]:
+    """The market's CAR columns and types; raise if the CAR table does not exist yet."""
     car = car_table(market)
     columns = table_columns(con, car)
     if not columns:
         raise PrepError(f"{market}: the CAR table {car} does not exist (car_snapshots has not run)")
+    return columns
+
+
+def _plan(con: duckdb.DuckDBPyConnection, market: str, specs: Iterable[ModelSpec]) -> _Work:
+    car = car_table(market)
+    columns = car_columns(con, market)
     wanted = wanted_features(specs, columns, market)
     stored = _stored_features(con, market)
     new = [f for name, f in wanted.items() if name not in stored or stored[name][1] != definition(f)]
@@ -325,6 +332,64 @@ def _first_recomputed(work: _Work) -> dt.date | None:
     return min((d for d in work.versions if month_index(d) >= work.since), default=None)
 
 
+@dataclass(frozen=True)
+class RowHistory:
+    """What building a market row's history at once did: the refresh, and the specs it covered."""
+
+    summary: HistorySummary
+    specs: list[str]
+    """The specs whose features the refresh computed (or found current)."""
+    left_out: dict[str, str]
+    """Spec -> why its features cannot be planned; that spec's own `training_frame` raises the same."""
+
+    def metadata(self) -> dict[str, object]:
+        """The row's part of each of its cells' `training_frame` report."""
+        return {
+            "history_row_action": self.summary.action,
+            "history_row_models": len(self.specs),
+            "history_row_left_out": ", ".join(f"{k} ({v})" for k, v in self.left_out.items()),
+        }
+
+
+def plannable(
+    specs: Iterable[ModelSpec], columns: dict[str, str], market: str
+) -> tuple[list[ModelSpec], dict[str, str]]:
+    """(specs whose history features can be planned on these CAR columns, the others with the reason)."""
+    good: list[ModelSpec] = []
+    bad: dict[str, str] = {}
+    for spec in specs:
+        try:
+            plan_features(spec, columns, frozenset(), f"{market}/{spec.name}")
+        except PrepError as exc:
+            bad[spec.name] = str(exc)
+        else:
+            good.append(spec)
+    return good, bad
+
+
+def build_row_history(
+    warehouse: Warehouse,
+    market: str,
+    specs: Iterable[ModelSpec],
+    run_id: str,
+    memory_limit: str | None = BUILD_MEMORY_LIMIT,
+) -> RowHistory:
+    """The history of a market's row of cells, before they run: one refresh for the union of `specs`.
+
+    One pass over the CAR instead of one per cell that asks for more. A spec whose features cannot
+    be planned (a column the CAR lacks, a name that clashes) is left out, not fatal to the row: its
+    cell's own refresh raises the same error and fails that cell alone. Anything else raises.
+    """
+    specs = list(specs)
+
+    def action(con: duckdb.DuckDBPyConnection) -> RowHistory:
+        good, bad = plannable(specs, car_columns(con, market), market)
+        summary = refresh_history(con, market, good, run_id, memory_limit)
+        return RowHistory(summary, [s.name for s in good], bad)
+
+    return warehouse.execute(action)
+
+
 def build_market_history(
     warehouse: Warehouse,
     market: str,
@@ -334,9 +399,9 @@ def build_market_history(
 ) -> HistorySummary:
     """The market's history features for every spec in `specs`, computed only where missing or stale.
 
-    A market-level step may call this with every spec of the deployment before the cells run (one
-    computation of the union); `training_frame` calls it with its cell's spec, so a spec nobody
-    computed for yet extends the history with its missing features only.
+    `training_frame` calls it with its cell's spec, so a spec nobody computed for yet extends the
+    history with its missing features only; before a row's cells run, `build_row_history` calls it
+    once with every spec of the row.
     """
     specs = list(specs)
     return warehouse.execute(lambda con: refresh_history(con, market, specs, run_id, memory_limit))

@@ -12,8 +12,9 @@ from support.prep_frames import SHARED_PREP_TABLES, cell_frame, prep_tables
 
 from factory_assets.core.prep import history as history_module
 from factory_assets.core.prep.frame import build_training_frame
-from factory_assets.core.prep.history import build_market_history
+from factory_assets.core.prep.history import build_market_history, build_row_history
 from factory_assets.core.prep.samples import build_model_samples
+from factory_assets.core.prep.sql import PrepError
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.warehouse import Warehouse
 
@@ -130,6 +131,29 @@ def test_a_spec_with_an_extra_window_adds_only_its_columns(warehouse: Warehouse,
     assert {f for f, run in lineage.items() if run == "run-b"} == {"v__mean6", "v__trend6"}
     assert_same_values(after, fresh(tmp_path, [(d, i) for i, d in enumerate(MONTHS)], [spec("a"), wider]))
     assert cell_frame(warehouse, "uk", "b")["v__mean6"].notna().any()
+
+
+def test_a_row_builds_the_union_once_and_leaves_out_a_spec_it_cannot_plan(warehouse: Warehouse) -> None:
+    # given a market and three specs: two asking for different windows, one for a column the CAR lacks
+    write(warehouse, MONTHS)
+    narrow, wider = spec("a"), spec("b", windows=[3, 6])
+    broken = spec("c", columns=["v", "not_in_car"])
+
+    # when the row's history is built before its cells
+    row = build_row_history(warehouse, "uk", [narrow, wider, broken], "run-row")
+
+    # then one build computed the union of the good specs; the broken one is named, with why
+    assert (row.summary.action, row.specs) == ("built", ["a", "b"])
+    assert "not_in_car" in row.left_out["c"]
+    assert set(features_lineage(warehouse).values()) == {"run-row"}
+    assert {"v__mean3", "v__mean6"} <= set(features_lineage(warehouse))
+    assert row.metadata()["history_row_models"] == 2
+    # and the cells find nothing to compute, while the broken spec's own cell raises its error
+    for model in (narrow, wider):
+        assert build_training_frame(warehouse, "uk", model, "run-cell").history.action == "current"
+    assert set(history(warehouse)["_run_id"]) == {"run-row"}
+    with pytest.raises(PrepError, match="not_in_car"):
+        build_training_frame(warehouse, "uk", broken, "run-cell")
 
 
 def test_a_new_snapshot_recomputes_only_its_rows(warehouse: Warehouse, tmp_path: Path) -> None:
