@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
 
-from factory_assets.core.model.logistic import as_object_categories, fit_logistic_pipeline, fit_with_c
+from factory_assets.core.model.logistic import (
+    Design,
+    as_object_categories,
+    fit_logistic_pipeline,
+    fit_with_c,
+)
 from factory_assets.core.specs import Family, ModelParams
 
 if TYPE_CHECKING:
@@ -146,19 +151,17 @@ def fit_logistic(samples: ModelSamples, params: ModelParams, cell: str) -> Train
     """Fit the logistic family on the train split, C chosen by seeded CV there (validation untouched)."""
     check_trainable(samples, cell)
     features, categorical = list(samples.features), list(samples.categorical)
-    train = split_frame(samples, "train")
-    weight = train["weight"].to_numpy(dtype=float) if "weight" in train.columns else np.ones(len(train))
-    pipeline, chosen_c = fit_logistic_pipeline(
-        model_frame(train, features, categorical),
-        train["target"].to_numpy(dtype=int),
-        weight,
-        features,
-        categorical,
-        params.logistic,
-        params.seed,
-    )
+    design = logistic_design(split_frame(samples, "train"), features, categorical)
+    pipeline, chosen_c = fit_logistic_pipeline(design, params.logistic, params.seed)
     arguments = {**params.logistic.model_dump(), "C": chosen_c, "seed": params.seed}
     return TrainedModel(pipeline, features, categorical, arguments, 0, "logistic")
+
+
+def logistic_design(rows: pd.DataFrame, features: list[str], categorical: list[str]) -> Design:
+    """A logistic fit's rows from sample rows: the model frame, the target, the weights (1 if none)."""
+    weight = rows["weight"].to_numpy(dtype=float) if "weight" in rows.columns else np.ones(len(rows))
+    x = model_frame(rows, features, categorical)
+    return Design(x, rows["target"].to_numpy(dtype=int), weight, features, categorical)
 
 
 FITTERS = {"catboost": fit_challenger, "logistic": fit_logistic}
@@ -187,17 +190,8 @@ def refit_catboost(samples: ModelSamples, first: TrainedModel) -> TrainedModel:
 
 def refit_logistic(samples: ModelSamples, first: TrainedModel, params: ModelParams) -> TrainedModel:
     """The logistic pipeline on train + validation with the C the train split's CV chose."""
-    pool = pool_frame(samples)
-    weight = pool["weight"].to_numpy(dtype=float) if "weight" in pool.columns else np.ones(len(pool))
-    pipeline = fit_with_c(
-        model_frame(pool, first.features, first.categorical),
-        pool["target"].to_numpy(dtype=int),
-        weight,
-        first.features,
-        first.categorical,
-        params.logistic,
-        float(first.params["C"]),
-    )
+    design = logistic_design(pool_frame(samples), first.features, first.categorical)
+    pipeline = fit_with_c(design, params.logistic, float(first.params["C"]))
     return TrainedModel(pipeline, first.features, first.categorical, dict(first.params), 0, "logistic")
 
 
