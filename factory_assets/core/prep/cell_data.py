@@ -30,7 +30,6 @@ from factory_assets.core.prep.sql import (
     quote,
     table_columns,
 )
-from factory_assets.core.warehouse import transaction
 
 _LINEAGE = "_run_id varchar, _written_at timestamp"
 _CELL = f"market varchar, model varchar, {CUSTOMER} varchar, {SNAPSHOT} date"
@@ -153,20 +152,6 @@ def replace_cell_rows(
         f"from ({select_sql})",
         [market, model, run_id],
     )
-
-
-def replace_cell(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    columns: str,
-    market: str,
-    model: str,
-    select_sql: str,
-    run_id: str,
-) -> None:
-    """`replace_cell_rows` in a transaction of its own."""
-    with transaction(con):
-        replace_cell_rows(con, table, columns, market, model, select_sql, run_id)
 
 
 def _expression(column: FrameColumn, car_types: dict[str, str]) -> str:

@@ -21,7 +21,7 @@ from factory_assets.core.prep.cell_data import (
     SAMPLES_COLUMNS,
     frames_label,
     read_frame_columns,
-    replace_cell,
+    replace_cell_rows,
     samples_label,
 )
 from factory_assets.core.prep.sampling import SamplePlan, SnapshotCounts, check_positives, plan_samples
@@ -36,7 +36,7 @@ from factory_assets.core.prep.sql import (
 )
 from factory_assets.core.specs import ModelSpec
 from factory_assets.core.stage import StageContext, StageReport
-from factory_assets.core.warehouse import Warehouse
+from factory_assets.core.warehouse import Warehouse, transaction
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,8 @@ def build_model_samples(
 
     def write(con: duckdb.DuckDBPyConnection) -> None:
         bounded(con, memory_limit)
-        replace_cell(con, Table.SAMPLES, SAMPLES_COLUMNS, market, spec.name, sql, run_id)
+        with transaction(con):
+            replace_cell_rows(con, Table.SAMPLES, SAMPLES_COLUMNS, market, spec.name, sql, run_id)
 
     warehouse.execute(write)
     summary = SampleSummary(samples_label(market, spec.name), plan, features, categorical)

@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.car_sample import LABEL, month_ends, sample_car
+from support.ingest import ingest_frames
 
-from factory_assets.core.car.ingest import SnapshotInput, prepare_snapshot, write_snapshot
-from factory_assets.core.contract import load_contract
 from factory_assets.core.model import registry
 from factory_assets.core.model.challenger import train_challenger_if_triggered
 from factory_assets.core.model.decision import decide_champion
@@ -69,14 +68,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("decision_reference")
     ctx = context(root)
     ctx.models_dir.mkdir()
-    contract = load_contract()
-    for k, day in enumerate(MONTHS):
-        item = SnapshotInput(
-            MARKET, day, f"{MARKET}/car_{day}.parquet", lambda: "", lambda k=k, d=day: labelled_car(k, d)
-        )
-        write_snapshot(
-            ctx.warehouse, MARKET, prepare_snapshot(labelled_car(k, day), contract, item), day, "run"
-        )
+    ingest_frames(ctx.warehouse, MARKET, [labelled_car(k, day) for k, day in enumerate(MONTHS)])
     build_training_frame(ctx.warehouse, MARKET, SPEC, "run")
     build_model_samples(ctx.warehouse, MARKET, SPEC, "run")
     assert train_challenger_if_triggered(ctx, SPEC, MARKET)["outcome"] == "trained"

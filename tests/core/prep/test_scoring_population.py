@@ -12,9 +12,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 from support.car_sample import LABEL, evolving_car, month_ends
+from support.ingest import ingest_frames
 
-from factory_assets.core.car.ingest import SnapshotInput, prepare_snapshot, write_snapshot
-from factory_assets.core.contract import load_contract
 from factory_assets.core.prep import prepared
 from factory_assets.core.prep.frame import build_training_frame
 from factory_assets.core.prep.samples import build_model_samples
@@ -49,11 +48,7 @@ def model_spec(name: str, target: dict, population: list[dict] | None = None) ->
 
 def store(warehouse: Warehouse, frames: list[pd.DataFrame]) -> None:
     """Validate and write each snapshot exactly as the ingest does."""
-    contract = load_contract()
-    for frame in frames:
-        day = frame["snapshot_date"].iloc[0].date()
-        item = SnapshotInput(MARKET, day, f"{MARKET}/car_{day}.parquet", lambda: "", lambda f=frame: f)
-        write_snapshot(warehouse, MARKET, prepare_snapshot(frame, contract, item), day, "test-run")
+    ingest_frames(warehouse, MARKET, frames, "test-run")
 
 
 def eligible(frame: pd.DataFrame, target: dict) -> set[str]:

@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.car_sample import LABEL, month_ends, sample_car
+from support.ingest import ingest_frames
 
-from factory_assets.core.car.ingest import SnapshotInput, prepare_snapshot, write_snapshot
-from factory_assets.core.contract import load_contract
 from factory_assets.core.model import registry
 from factory_assets.core.model.challenger import train_challenger_if_triggered
 from factory_assets.core.model.decision import decide_champion
@@ -64,12 +63,7 @@ def linear_car(month: int, day: dt.date) -> pd.DataFrame:
 def cell(tmp_path_factory: pytest.TempPathFactory) -> StageContext:
     root = tmp_path_factory.mktemp("linear")
     warehouse = Warehouse(root / "warehouse.duckdb")
-    contract = load_contract()
-    for k, day in enumerate(MONTHS):
-        item = SnapshotInput(
-            MARKET, day, f"{MARKET}/car_{day}.parquet", lambda: "", lambda k=k, d=day: linear_car(k, d)
-        )
-        write_snapshot(warehouse, MARKET, prepare_snapshot(linear_car(k, day), contract, item), day, "run")
+    ingest_frames(warehouse, MARKET, [linear_car(k, day) for k, day in enumerate(MONTHS)])
     build_training_frame(warehouse, MARKET, SPEC, "run")
     build_model_samples(warehouse, MARKET, SPEC, "run")
     ctx = StageContext(warehouse, root / "models", root / "reports", root / "releases", run_id="run")

@@ -17,9 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from support.api_keys import TestKeys, make_keys
 from support.car_sample import LABEL, month_ends, sample_car
+from support.ingest import ingest_frames
 
-from factory_assets.core.car.ingest import SnapshotInput, prepare_snapshot, write_snapshot
-from factory_assets.core.contract import load_contract
 from factory_assets.core.model.challenger import train_challenger_if_triggered
 from factory_assets.core.model.decision import decide_champion
 from factory_assets.core.model.reason_columns import reason_columns
@@ -75,12 +74,7 @@ def cell(tmp_path_factory: pytest.TempPathFactory) -> StageContext:
     """The CAR ingested, both cells prepared and trained, each with its first champion."""
     root = tmp_path_factory.mktemp("reasons")
     warehouse = Warehouse(root / "warehouse.duckdb")
-    contract = load_contract()
-    for k, day in enumerate(MONTHS):
-        item = SnapshotInput(
-            MARKET, day, f"{MARKET}/car_{day}.parquet", lambda: "", lambda k=k, d=day: car(k, d)
-        )
-        write_snapshot(warehouse, MARKET, prepare_snapshot(car(k, day), contract, item), day, "run")
+    ingest_frames(warehouse, MARKET, [car(k, day) for k, day in enumerate(MONTHS)])
     ctx = StageContext(warehouse, root / "models", root / "reports", root / "releases", run_id="run")
     ctx.models_dir.mkdir()
     for model in (TREES, LINEAR):
