@@ -52,6 +52,7 @@ test: install services
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## Embedded: `dagster dev` (UI and daemon) here. Distributed: the profile's webserver (started if needed).
 ui: install

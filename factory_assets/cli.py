@@ -63,6 +63,8 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+
+
 def _paths() -> FactoryPaths:
     return deployment.current().paths
 

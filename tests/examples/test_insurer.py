@@ -54,13 +54,17 @@ def test_every_market_releases_exactly_its_latest_cohort(insurer_run):
 
 def test_the_new_customer_source_ingests_with_its_overlap_check_off(insurer_run):
     deployment, _ = insurer_run
-    results = deployment.paths.warehouses().union().query(
-        'select market, "check", severity, passed, detail from ops.car_check_results'
+    results = (
+        deployment.paths.warehouses()
+        .union()
+        .query('select market, "check", severity, passed, detail from ops.car_check_results')
     )
     overlap = results[results["check"] == "customer_overlap"]
     assert set(overlap["severity"]) == {"off"}
     assert overlap["passed"].all()
-    gate = deployment.paths.warehouses().union().query(
-        "select market, status from ops.cell_status where stage = 'data_checker_1'"
+    gate = (
+        deployment.paths.warehouses()
+        .union()
+        .query("select market, status from ops.cell_status where stage = 'data_checker_1'")
     )
     assert set(gate["status"]) == {"ok"}, gate.to_string()
