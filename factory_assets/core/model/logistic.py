@@ -27,7 +27,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from factory_assets.core.specs import LogisticParams
@@ -47,12 +47,26 @@ def logistic_pipeline(features: list[str], categorical: list[str], params: Logis
             ("scale", StandardScaler()),
         ]
     )
-    encoder = OneHotEncoder(
-        handle_unknown="infrequent_if_exist", min_frequency=params.min_category_share, sparse_output=False
+    columns = ColumnTransformer(
+        [("numeric", numeric_steps, numeric), ("categorical", category_steps(params), cats)]
     )
-    columns = ColumnTransformer([("numeric", numeric_steps, numeric), ("categorical", encoder, cats)])
     classifier = LogisticRegression(C=1.0, max_iter=params.max_iter, solver=SOLVER)
     return Pipeline([("columns", columns), ("classifier", classifier)])
+
+
+def category_steps(params: LogisticParams) -> Pipeline:
+    """Levels -> integer codes -> one-hot columns; unseen levels code as -1, then one-hot as unknown.
+
+    The one-hot columns are those of a `OneHotEncoder` fitted on the strings themselves (the codes
+    follow the levels' sorted order, and rare levels are counted alike), but on integers scikit-learn
+    counts the levels with numpy: on strings its `min_frequency` count is a Python loop per value,
+    which took a fifth of a retrain's time.
+    """
+    codes = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.int64)
+    one_hot = OneHotEncoder(
+        handle_unknown="infrequent_if_exist", min_frequency=params.min_category_share, sparse_output=False
+    )
+    return Pipeline([("codes", codes), ("one_hot", one_hot)])
 
 
 def as_object_categories(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:

@@ -57,8 +57,12 @@ def catboost_contributions(
     return Contributions(shap[:, :-1], shap[:, -1], features)
 
 
-def _one_hot_widths(encoder: object) -> list[int]:
-    """Output columns per input feature of a fitted OneHotEncoder (infrequent levels are one column)."""
+def _one_hot_widths(block: object) -> list[int]:
+    """Output columns per input feature of a fitted categorical block (infrequent levels are one column).
+
+    The block is a `OneHotEncoder` (models trained before decision 41) or a pipeline ending in one.
+    """
+    encoder = block.steps[-1][1] if isinstance(block, Pipeline) else block
     infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(encoder.categories_)
     return [
         len(levels) - (len(rare) - 1 if rare is not None else 0)
