@@ -112,7 +112,11 @@ def cv_losses(
 
 @dataclass(frozen=True)
 class Design:
-    """The rows a logistic fit learns from: `model_frame`'s features, the 0/1 target, the weights."""
+    """The rows a logistic fit learns from: the features, the 0/1 target, the weights.
+
+    `x` is `model_frame`'s output with categoricals as object strings (`as_object_categories`), made
+    once: the C search and the final fit read the same frame.
+    """
 
     x: pd.DataFrame
     y: np.ndarray
@@ -124,16 +128,12 @@ class Design:
         """The unfitted pipeline for these columns."""
         return logistic_pipeline(self.features, self.categorical, params)
 
-    def objects(self) -> pd.DataFrame:
-        """`x` with categoricals as object strings (what the one-hot encoder learns)."""
-        return as_object_categories(self.x, self.categorical)
-
 
 def choose_c(design: Design, params: LogisticParams, seed: int) -> float:
     """The C of the spec's grid with the lowest cross-validated log-loss (ties: the stronger penalty)."""
     grid = sorted(params.c_grid)
-    d = design
-    losses = cv_losses(d.objects(), d.y, d.weight, d.pipeline(params), grid, params.cv_folds, seed)
+    pipeline = design.pipeline(params)
+    losses = cv_losses(design.x, design.y, design.weight, pipeline, grid, params.cv_folds, seed)
     return float(grid[int(np.argmin(losses))])
 
 
@@ -141,7 +141,7 @@ def fit_with_c(design: Design, params: LogisticParams, c: float) -> Pipeline:
     """The pipeline fitted on the design's rows with the given C."""
     pipeline = design.pipeline(params).set_params(classifier__C=c)
     with threadpool_limits(limits=BLAS_THREADS):
-        return pipeline.fit(design.objects(), design.y, classifier__sample_weight=design.weight)
+        return pipeline.fit(design.x, design.y, classifier__sample_weight=design.weight)
 
 
 def fit_logistic_pipeline(design: Design, params: LogisticParams, seed: int) -> tuple[Pipeline, float]:

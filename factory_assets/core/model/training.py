@@ -160,7 +160,7 @@ def fit_logistic(samples: ModelSamples, params: ModelParams, cell: str) -> Train
 def logistic_design(rows: pd.DataFrame, features: list[str], categorical: list[str]) -> Design:
     """A logistic fit's rows from sample rows: the model frame, the target, the weights (1 if none)."""
     weight = rows["weight"].to_numpy(dtype=float) if "weight" in rows.columns else np.ones(len(rows))
-    x = model_frame(rows, features, categorical)
+    x = as_object_categories(model_frame(rows, features, categorical), categorical)
     return Design(x, rows["target"].to_numpy(dtype=int), weight, features, categorical)
 
 
