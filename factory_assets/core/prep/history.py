@@ -399,9 +399,10 @@ def build_market_history(
 ) -> HistorySummary:
     """The market's history features for every spec in `specs`, computed only where missing or stale.
 
-    `training_frame` calls it with its cell's spec, so a spec nobody computed for yet extends the
-    history with its missing features only; before a row's cells run, `build_row_history` calls it
-    once with every spec of the row.
+    `refresh_history` on a connection of its own, for callers that hold none (tests, tools). The
+    stage calls `refresh_history` itself: `build_row_history` once with every plannable spec of the
+    row, then each cell's `training_frame` with its spec (a spec nobody computed for yet extends the
+    history with its missing features only).
     """
     specs = list(specs)
     return warehouse.execute(lambda con: refresh_history(con, market, specs, run_id, memory_limit))
